@@ -1,0 +1,117 @@
+"""The byte-budget search: the best quality, then the largest size, that fits the budget."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import pyvips
+
+from pixfit.formats import Encoder
+
+# Prior for the first correction: encoded size falls by about 3.5% per quality step in
+# the range the profiles search (JPEG q80 -> q60 halves a photo). Later steps use the
+# slope measured between two real encodes instead.
+PRIOR_SLOPE = 0.035
+# Aim a little under the budget so the predicted quality usually fits first time.
+AIM = 0.97
+# Encodes per size before settling on the best fit found.
+MAX_ENCODES_PER_SIZE = 5
+# Smallest long edge worth sending; below it the search stops shrinking.
+MIN_EDGE = 16
+MAX_SHRINKS = 8
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """One encode: its bytes and what produced them."""
+
+    data: bytes
+    quality: int
+    width: int
+    height: int
+
+    @property
+    def size(self) -> int:
+        """Encoded length in bytes."""
+        return len(self.data)
+
+
+@dataclass(frozen=True, slots=True)
+class Searched:
+    """The search's answer."""
+
+    best: Encoded
+    # True or False when there was a budget; None when there was none.
+    budget_met: bool | None
+    # How many encodes the search took (its cost).
+    encodes: int
+
+
+def fit_budget(
+    image: pyvips.Image, encoder: Encoder, quality_max: int, quality_min: int, budget: int | None
+) -> Searched:
+    """Search quality, then shrink the image, until the encode fits `budget`."""
+    if budget is None:
+        return Searched(_encode(image, encoder, quality_max), None, 1)
+    encodes = 0
+    smallest: Encoded | None = None
+    current = image
+    for _ in range(MAX_SHRINKS + 1):
+        fitting, floor, count = _search_quality(current, encoder, quality_max, quality_min, budget)
+        encodes += count
+        if fitting is not None:
+            return Searched(fitting, True, encodes)
+        smallest = floor if smallest is None or floor.size < smallest.size else smallest
+        # Bytes scale roughly with pixel count, so scale each edge by the root of the excess.
+        scale = max(0.3, min(0.9, math.sqrt(AIM * budget / floor.size)))
+        if max(current.width, current.height) * scale < MIN_EDGE:
+            break
+        current = current.resize(scale).copy_memory()
+    assert smallest is not None
+    return Searched(smallest, False, encodes)
+
+
+def _search_quality(
+    image: pyvips.Image, encoder: Encoder, quality_max: int, quality_min: int, budget: int
+) -> tuple[Encoded | None, Encoded, int]:
+    """The best quality in range that fits, if any; also the lowest-quality encode made."""
+    first = _encode(image, encoder, quality_max)
+    if first.size <= budget:
+        return first, first, 1
+    fits: Encoded | None = None
+    fails = first
+    predicted = quality_max - math.log(first.size / (AIM * budget)) / PRIOR_SLOPE
+    encodes = 1
+    while encodes < MAX_ENCODES_PER_SIZE:
+        low_bound = fits.quality + 1 if fits else quality_min
+        quality = max(low_bound, min(fails.quality - 1, math.floor(predicted)))
+        if quality >= fails.quality or (fits and quality <= fits.quality):
+            break
+        trial = _encode(image, encoder, quality)
+        encodes += 1
+        if trial.size <= budget:
+            fits = trial
+        else:
+            fails = trial
+        if fits is None and fails.quality == quality_min:
+            break
+        predicted = _interpolate(fits, fails, budget, quality_min)
+    return fits, fits or fails, encodes
+
+
+def _interpolate(fits: Encoded | None, fails: Encoded, budget: int, quality_min: int) -> float:
+    """Quality where log(size) crosses the aimed budget, by the secant through two encodes."""
+    if fits is None:
+        return fails.quality - math.log(fails.size / (AIM * budget)) / PRIOR_SLOPE
+    if fails.quality - fits.quality <= 1:
+        return fits.quality
+    slope = (math.log(fails.size) - math.log(fits.size)) / (fails.quality - fits.quality)
+    if slope <= 0:
+        return fits.quality + 1
+    # Aim at the budget itself here: the bracket already holds a fitting encode.
+    return max(quality_min, fits.quality + math.log(budget / fits.size) / slope)
+
+
+def _encode(image: pyvips.Image, encoder: Encoder, quality: int) -> Encoded:
+    return Encoded(encoder.encode(image, quality), quality, image.width, image.height)

@@ -1,0 +1,110 @@
+"""The `pixfit` command: render, config (and serve, batch, sign as they land)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import tomli_w
+
+from pixfit.config import Config, ConfigError
+from pixfit.errors import PixfitError
+from pixfit.render import render
+
+# Every HTTP option is a long flag of the same name; aliases stay aliases.
+OPTION_FLAGS = (
+    "w", "h", "width", "height", "fit", "pos", "enlarge", "screen", "dpr", "bw", "q",
+    "max_bytes", "format", "f", "bg", "forcefit",
+)  # fmt: skip
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line; returns the exit code."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        config = Config.load(os.environ, args.config)
+        return int(args.handler(args, config))
+    except ConfigError as error:
+        print(f"pixfit: configuration error: {error}", file=sys.stderr)
+        return 2
+    except PixfitError as error:
+        print(f"pixfit: {error.title.lower()}: {error}", file=sys.stderr)
+        return 1
+
+
+def option_args(args: argparse.Namespace) -> dict[str, str]:
+    """The HTTP options given as flags, keyed by their query names."""
+    given = {name: getattr(args, name) for name in OPTION_FLAGS}
+    return {name: value for name, value in given.items() if value is not None}
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """Add one long flag per HTTP option (`--max-bytes` also spelled `--max_bytes`)."""
+    group = parser.add_argument_group("image options (as in the URL API)")
+    for name in OPTION_FLAGS:
+        spellings = {f"--{name}", f"--{name.replace('_', '-')}"}
+        group.add_argument(*sorted(spellings), dest=name, metavar="VALUE")
+    group.add_argument(
+        "--accept",
+        metavar="TYPES",
+        help="the Accept header to negotiate `format=auto` with, e.g. image/avif,image/webp",
+    )
+
+
+def _render(args: argparse.Namespace, config: Config) -> int:
+    headers = {"Accept": args.accept} if args.accept else {}
+    rendered = render(Path(args.input), option_args(args), hints=headers, config=config)
+    if args.output == "-":
+        sys.stdout.buffer.write(rendered.data)
+        sys.stdout.buffer.flush()
+    else:
+        Path(args.output).write_bytes(rendered.data)
+    budget = (
+        f"budget {rendered.budget} {'met' if rendered.budget_met else 'exceeded'}"
+        if rendered.budget
+        else "no budget"
+    )
+    print(
+        f"{args.output}: {rendered.width}x{rendered.height} {rendered.media_type}, "
+        f"{len(rendered.data)} bytes, class {rendered.network}, quality {rendered.quality}, "
+        f"{budget}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _config(args: argparse.Namespace, config: Config) -> int:
+    print(tomli_w.dumps(config.as_dict()), end="")
+    return 0
+
+
+Handler = Callable[[argparse.Namespace, Config], int]
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pixfit", description="Fit images to the client's box, screen and network."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("--config", metavar="FILE", help="TOML configuration file")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    render_cmd = command("render", _render, "render one image")
+    render_cmd.add_argument("input", help="source image file")
+    render_cmd.add_argument("-o", "--output", required=True, help="output file, or - for stdout")
+    add_option_flags(render_cmd)
+
+    command("config", _config, "print the effective configuration as TOML")
+    return parser
+
+
+if __name__ == "__main__":
+    sys.exit(main())

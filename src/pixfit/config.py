@@ -1,0 +1,317 @@
+"""Configuration: defaults, then a TOML file, then PIXFIT_* variables, then flags.
+
+Every layer goes through the same validation, so a bad key or value fails at start-up
+with its full name (`source.max_source_bytes`), whichever layer it came from.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+from pixfit.profiles import DEFAULT_PROFILES, NetworkClass, Profile
+
+SAMPLES_DIR = Path(__file__).parent / "samples"
+ENV_PREFIX = "PIXFIT_"
+
+
+class ConfigError(ValueError):
+    """A configuration key or value is wrong; the message names it."""
+
+
+class CacheKind(StrEnum):
+    """Where rendered variants are kept between requests."""
+
+    NONE = "none"
+    MEMORY = "memory"
+    DISK = "disk"
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """How `pixfit serve` listens."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    # Worker processes; one per core, as libvips with concurrency 1 scales best that way.
+    workers: int = field(default_factory=lambda: os.cpu_count() or 1)
+    # URL prefix the images are served under (mod_wsgi's WSGIScriptAlias supplies its own).
+    prefix: str = "/images"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceConfig:
+    """Where images may come from."""
+
+    root: Path = SAMPLES_DIR
+    # Hosts URL sources may name; empty turns URL sources off, "*" allows any public host.
+    allowed_hosts: tuple[str, ...] = ()
+    # Allow URLs that resolve to loopback or private addresses (tests and intranets only).
+    allow_private_networks: bool = False
+    # Seconds to connect, and between bytes, for URL sources.
+    fetch_timeout: float = 10.0
+    # Largest source accepted, in bytes, for files and URLs alike.
+    max_source_bytes: int = 50_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class LimitsConfig:
+    """Bounds on the work one request may cause."""
+
+    # Largest source accepted, in pixels (width x height), checked before decoding.
+    max_pixels: int = 100_000_000
+    # Longest edge any output may have, in device pixels; also the upper bound of w and h.
+    max_output_edge: int = 8192
+    # Renders running at once in one worker process.
+    max_concurrent: int = 2
+    # Renders waiting for a slot in one worker process; past this the answer is 503.
+    max_queue: int = 8
+    # Seconds one render may take before it is cut and answered with 503.
+    render_timeout: float = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class CacheConfig:
+    """The result cache."""
+
+    kind: CacheKind = CacheKind.NONE
+    # Directory of the disk cache; empty means a folder under the system temp dir.
+    path: str = ""
+    # Upper bound of the cache's size in bytes.
+    max_bytes: int = 256_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class LogConfig:
+    """Where logs go."""
+
+    # Application log file; empty means stderr.
+    file: str = ""
+    level: str = "info"
+    # One line per request; empty means stderr.
+    access_file: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SecurityConfig:
+    """Signing and strictness."""
+
+    # HMAC keys; the first signs, any verifies (for rotation). Empty allows unsigned URLs.
+    signing_keys: tuple[str, ...] = ()
+    # Reject unknown query options instead of ignoring them.
+    strict_options: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The whole effective configuration."""
+
+    server: ServerConfig = field(default_factory=ServerConfig)
+    source: SourceConfig = field(default_factory=SourceConfig)
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+    cache: CacheConfig = field(default_factory=CacheConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    security: SecurityConfig = field(default_factory=SecurityConfig)
+    profiles: Mapping[NetworkClass, Profile] = field(default_factory=lambda: DEFAULT_PROFILES)
+    # The class used when neither `bw` nor a network hint says otherwise.
+    default_class: NetworkClass = NetworkClass.WIFI
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> Config:
+        """Defaults overridden by one TOML file."""
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except OSError as error:
+            raise ConfigError(f"cannot read config file {path}: {error.strerror}") from None
+        except tomllib.TOMLDecodeError as error:
+            raise ConfigError(f"config file {path} is not valid TOML: {error}") from None
+        return cls().merged(data)
+
+    @classmethod
+    def load(cls, environ: Mapping[str, str], path: str | Path | None = None) -> Config:
+        """Defaults, then the TOML file (`path` or PIXFIT_CONFIG), then PIXFIT_* variables."""
+        path = path or environ.get("PIXFIT_CONFIG") or None
+        base = cls.from_toml(path) if path else cls()
+        return base.merged(env_overrides(environ))
+
+    def merged(self, data: Mapping[str, Any]) -> Config:
+        """A copy with the values of a nested mapping (as TOML gives) applied and checked."""
+        changes: dict[str, Any] = {}
+        for key, value in data.items():
+            if key == "default_class":
+                changes[key] = _coerce(NetworkClass, value, key)
+            elif key == "profiles":
+                changes[key] = _merged_profiles(self.profiles, value)
+            elif key in _SECTIONS:
+                if not isinstance(value, Mapping):
+                    raise ConfigError(f"{key} must be a table of keys")
+                changes[key] = _merged_section(getattr(self, key), value, key)
+            else:
+                raise ConfigError(f"unknown configuration key {key!r}")
+        return _checked(dataclasses.replace(self, **changes))
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain values, ready to print as TOML."""
+        out: dict[str, Any] = {"default_class": str(self.default_class)}
+        for name in _SECTIONS:
+            section = getattr(self, name)
+            out[name] = {f.name: _plain(getattr(section, f.name)) for f in fields(section)}
+        out["profiles"] = {
+            str(cls): {
+                f.name: _plain(getattr(profile, f.name))
+                for f in fields(profile)
+                if getattr(profile, f.name) is not None
+            }
+            for cls, profile in self.profiles.items()
+        }
+        return out
+
+
+_SECTIONS = ("server", "source", "limits", "cache", "log", "security")
+
+
+def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Turn PIXFIT_<SECTION>_<KEY> variables into the nested mapping `merged` takes."""
+    data: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == "PIXFIT_CONFIG":
+            continue
+        rest = name[len(ENV_PREFIX) :].lower()
+        if rest == "default_class":
+            data["default_class"] = value
+        elif rest.startswith("profiles_"):
+            # PIXFIT_PROFILES_SLOW_2G_BUDGET: the class is the longest known prefix.
+            tail = rest[len("profiles_") :]
+            for cls in sorted(NetworkClass, key=lambda c: -len(c.value)):
+                prefix = cls.value.replace("-", "_") + "_"
+                if tail.startswith(prefix):
+                    profiles = data.setdefault("profiles", {})
+                    profiles.setdefault(cls.value, {})[tail[len(prefix) :]] = value
+                    break
+            else:
+                raise ConfigError(f"unknown network class in environment variable {name}")
+        else:
+            section, _, key = rest.partition("_")
+            if section not in _SECTIONS or not key:
+                raise ConfigError(f"unknown environment variable {name}")
+            data.setdefault(section, {})[key] = value
+    return data
+
+
+def _merged_section(section: Any, values: Mapping[str, Any], where: str) -> Any:
+    hints = typing.get_type_hints(type(section))
+    changes = {}
+    for key, value in values.items():
+        if key not in hints:
+            raise ConfigError(f"unknown configuration key {where}.{key}")
+        changes[key] = _coerce(hints[key], value, f"{where}.{key}")
+    return dataclasses.replace(section, **changes)
+
+
+def _merged_profiles(
+    profiles: Mapping[NetworkClass, Profile], values: Any
+) -> dict[NetworkClass, Profile]:
+    if not isinstance(values, Mapping):
+        raise ConfigError("profiles must be a table of network classes")
+    merged = dict(profiles)
+    for name, table in values.items():
+        cls = _coerce(NetworkClass, name, f"profiles.{name}")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"profiles.{name} must be a table of keys")
+        merged[cls] = _merged_section(merged[cls], table, f"profiles.{name}")
+    return merged
+
+
+def _coerce(kind: Any, value: Any, where: str) -> Any:
+    """Check `value` against the field type `kind`, converting strings from the environment."""
+    origin = typing.get_origin(kind)
+    args = typing.get_args(kind)
+    if origin in (types.UnionType, typing.Union):
+        if value is None or (isinstance(value, str) and value.lower() in ("", "none")):
+            return None
+        (inner,) = [arg for arg in args if arg is not type(None)]
+        return _coerce(inner, value, where)
+    if origin is tuple:
+        items = (
+            [s.strip() for s in value.split(",") if s.strip()] if isinstance(value, str) else value
+        )
+        if not isinstance(items, list | tuple):
+            raise ConfigError(f"{where} must be a list, got {value!r}")
+        return tuple(_coerce(args[0], item, where) for item in items)
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        raise ConfigError(f"{where} must be true or false, got {value!r}")
+    if kind in (int, float):
+        try:
+            number = kind(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where} must be a number, got {value!r}") from None
+        if isinstance(value, bool) or number < 0:
+            raise ConfigError(f"{where} must be a non-negative number, got {value!r}")
+        return number
+    if isinstance(kind, type) and issubclass(kind, StrEnum):
+        try:
+            return kind(str(value).lower())
+        except ValueError:
+            allowed = ", ".join(member.value for member in kind)
+            raise ConfigError(f"{where} must be one of {allowed}, got {value!r}") from None
+    if kind is Path:
+        return Path(str(value))
+    if kind is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {value!r}")
+        return value
+    raise ConfigError(f"{where} cannot be set")
+
+
+def _checked(config: Config) -> Config:
+    """Cross-field checks that a single value's type cannot express."""
+    if not 1 <= config.server.port <= 65535:
+        raise ConfigError(f"server.port must be 1..65535, got {config.server.port}")
+    if config.server.workers < 1:
+        raise ConfigError("server.workers must be at least 1")
+    if config.server.prefix and (
+        not config.server.prefix.startswith("/") or config.server.prefix.endswith("/")
+    ):
+        raise ConfigError(
+            f"server.prefix must start with / and not end with one, got {config.server.prefix!r}"
+        )
+    if config.limits.max_concurrent < 1:
+        raise ConfigError("limits.max_concurrent must be at least 1")
+    if config.limits.max_output_edge < 1 or config.limits.max_pixels < 1:
+        raise ConfigError("limits.max_output_edge and limits.max_pixels must be at least 1")
+    if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        raise ConfigError(
+            f"log.level must be debug, info, warning or error, got {config.log.level!r}"
+        )
+    for cls, profile in config.profiles.items():
+        if not 1 <= profile.quality_min <= profile.quality_max <= 100:
+            raise ConfigError(
+                f"profiles.{cls}: need 1 <= quality_min <= quality_max <= 100, "
+                f"got {profile.quality_min} and {profile.quality_max}"
+            )
+        if not 1 <= profile.max_dpr <= 4:
+            raise ConfigError(f"profiles.{cls}.max_dpr must be 1..4, got {profile.max_dpr}")
+    return config
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Path | StrEnum):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    return value

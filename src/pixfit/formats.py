@@ -1,0 +1,121 @@
+"""Image formats: which sources pixfit decodes, and how each output format is encoded."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+import pyvips
+
+from pixfit.errors import UnsupportedImage
+from pixfit.options import OutputFormat
+
+
+class SourceFormat(StrEnum):
+    """The formats pixfit decodes; everything else (SVG, PDF, TIFF, Magick...) is refused."""
+
+    JPEG = "jpeg"
+    PNG = "png"
+    WEBP = "webp"
+    GIF = "gif"
+    HEIF = "heif"  # AVIF and HEIC share libheif's loader
+
+
+# libvips' buffer loaders, by the class name vips_foreign_find_load_buffer reports.
+# Sniffing the loader before decoding is the allowlist: bytes no listed loader claims
+# never reach a decoder, whatever their file name says.
+_LOADERS = {
+    "VipsForeignLoadJpegBuffer": SourceFormat.JPEG,
+    "VipsForeignLoadPngBuffer": SourceFormat.PNG,
+    "VipsForeignLoadWebpBuffer": SourceFormat.WEBP,
+    "VipsForeignLoadNsgifBuffer": SourceFormat.GIF,
+    "VipsForeignLoadHeifBuffer": SourceFormat.HEIF,
+}
+
+MEDIA_TYPES = {
+    SourceFormat.JPEG: "image/jpeg",
+    SourceFormat.PNG: "image/png",
+    SourceFormat.WEBP: "image/webp",
+    SourceFormat.GIF: "image/gif",
+    SourceFormat.HEIF: "image/avif",
+    OutputFormat.JPEG: "image/jpeg",
+    OutputFormat.PNG: "image/png",
+    OutputFormat.WEBP: "image/webp",
+    OutputFormat.AVIF: "image/avif",
+}
+
+# What `format=original` writes for each source format (GIF output is not worth an
+# encoder of its own: PNG keeps its palette look and its transparency).
+_ORIGINAL_OUTPUT = {
+    SourceFormat.JPEG: OutputFormat.JPEG,
+    SourceFormat.PNG: OutputFormat.PNG,
+    SourceFormat.WEBP: OutputFormat.WEBP,
+    SourceFormat.GIF: OutputFormat.PNG,
+    SourceFormat.HEIF: OutputFormat.AVIF,
+}
+
+# Above this many output pixels, progressive JPEG and optimised Huffman tables make
+# libjpeg buffer the whole image (about 300 MiB at 48 MP), so they are turned off.
+_BUFFERED_JPEG_MAX_PIXELS = 16_000_000
+
+# AV1 is slow: effort 2 of 9 keeps an 800 px encode near 100 ms at a few percent more bytes.
+AVIF_EFFORT = 2
+WEBP_EFFORT = 4
+
+
+def sniff(data: bytes) -> SourceFormat:
+    """The format of `data` by its content, or `UnsupportedImage`."""
+    loader = pyvips.vips_lib.vips_foreign_find_load_buffer(data, len(data)) if data else None
+    if not loader:
+        pyvips.vips_lib.vips_error_clear()
+        raise UnsupportedImage("Expected image data (JPEG, PNG, WebP, GIF or AVIF)")
+    name = pyvips.ffi.string(loader).decode()
+    if name not in _LOADERS:
+        kind = name.removeprefix("VipsForeignLoad").removesuffix("Buffer") or "this"
+        raise UnsupportedImage(
+            f"Expected JPEG, PNG, WebP, GIF or AVIF but received {kind} data, which is not served"
+        )
+    return _LOADERS[name]
+
+
+def choose_output(requested: OutputFormat, source: SourceFormat, has_alpha: bool) -> OutputFormat:
+    """A concrete output format: AUTO is JPEG, or PNG for images with alpha."""
+    if requested == OutputFormat.ORIGINAL:
+        return _ORIGINAL_OUTPUT[source]
+    if requested == OutputFormat.AUTO:
+        return OutputFormat.PNG if has_alpha else OutputFormat.JPEG
+    return requested
+
+
+def keeps_alpha(output: OutputFormat) -> bool:
+    """True when `output` can carry transparency."""
+    return output != OutputFormat.JPEG
+
+
+@dataclass(frozen=True, slots=True)
+class Encoder:
+    """Encodes one output format at a chosen quality."""
+
+    format: OutputFormat
+    # Spend extra encoder work on smaller files (progressive JPEG, a PNG palette).
+    compact: bool
+
+    def encode(self, image: pyvips.Image, quality: int) -> bytes:
+        """The encoded bytes; metadata is never kept (colour is already sRGB)."""
+        if self.format == OutputFormat.JPEG:
+            small = image.width * image.height <= _BUFFERED_JPEG_MAX_PIXELS
+            data = image.jpegsave_buffer(
+                Q=quality, keep="none", optimize_coding=small, interlace=small and self.compact
+            )
+        elif self.format == OutputFormat.WEBP:
+            data = image.webpsave_buffer(Q=quality, keep="none", effort=WEBP_EFFORT)
+        elif self.format == OutputFormat.AVIF:
+            data = image.heifsave_buffer(
+                Q=quality, keep="none", compression="av1", effort=AVIF_EFFORT
+            )
+        elif self.compact:
+            # Under a byte budget a PNG is quantised to a palette; quality steers libimagequant.
+            data = image.pngsave_buffer(keep="none", palette=True, Q=quality, effort=4)
+        else:
+            data = image.pngsave_buffer(keep="none", compression=6)
+        return bytes(data)

@@ -1,0 +1,198 @@
+"""Parse request options (query args or CLI flags) into one frozen value. No I/O here."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import TypeVar
+
+from pixfit.errors import BadOption
+from pixfit.profiles import NetworkClass
+
+
+class Fit(StrEnum):
+    """How the image fills the box (the names of CSS object-fit and sharp)."""
+
+    INSIDE = "inside"  # best fit: no crop, no distortion
+    COVER = "cover"  # exact box, cropped
+    CONTAIN = "contain"  # exact box, letterboxed
+    FILL = "fill"  # exact box, stretched
+    OUTSIDE = "outside"  # covers the box, not cropped
+
+
+class Gravity(StrEnum):
+    """What `cover` keeps when it crops."""
+
+    CENTRE = "centre"
+    NORTH = "north"
+    NORTHEAST = "northeast"
+    EAST = "east"
+    SOUTHEAST = "southeast"
+    SOUTH = "south"
+    SOUTHWEST = "southwest"
+    WEST = "west"
+    NORTHWEST = "northwest"
+    ENTROPY = "entropy"
+    ATTENTION = "attention"
+
+
+class OutputFormat(StrEnum):
+    """Encodings pixfit writes; AUTO negotiates, ORIGINAL keeps the source's."""
+
+    AUTO = "auto"
+    JPEG = "jpeg"
+    WEBP = "webp"
+    AVIF = "avif"
+    PNG = "png"
+    ORIGINAL = "original"
+
+
+RGB = tuple[int, int, int]
+
+# Rejected above this, whatever the configured output cap: 4x a 16K screen.
+MAX_SCREEN_EDGE = 16384
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    """What the request asked for; None means "not given"."""
+
+    # The box in CSS pixels.
+    width: int | None = None
+    height: int | None = None
+    fit: Fit = Fit.INSIDE
+    gravity: Gravity = Gravity.CENTRE
+    # Allow output larger than the source.
+    enlarge: bool = False
+    # The client's screen in CSS pixels, (width, height).
+    screen: tuple[int, int] | None = None
+    # Device pixel ratio, 1..4.
+    dpr: float | None = None
+    network: NetworkClass | None = None
+    # Fixed encoder quality 1..100; turns the budget search off.
+    quality: int | None = None
+    # Byte budget overriding the profile's.
+    max_bytes: int | None = None
+    format: OutputFormat = OutputFormat.AUTO
+    # Background for letterboxing and for flattening alpha; None means white or transparent.
+    background: RGB | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """True when the request named no option at all."""
+        return self == Options()
+
+
+T = TypeVar("T")
+
+
+def parse_options(
+    args: Mapping[str, str],
+    *,
+    max_edge: int = 8192,
+    strict: bool = True,
+    ignore: frozenset[str] = frozenset(),
+) -> Options:
+    """Turn string options into `Options`, raising `BadOption` that names what was wrong.
+
+    `max_edge` bounds `w` and `h`; keys in `ignore` belong to the caller (`url`, `sig`).
+    """
+    values: dict[str, object] = {}
+    for raw_key, raw in args.items():
+        if raw_key in ignore:
+            continue
+        key = _ALIASES.get(raw_key, raw_key)
+        spec = _PARSERS.get(key)
+        if spec is None:
+            if strict:
+                known = ", ".join(sorted(_PUBLIC_NAMES))
+                raise BadOption(f"Unknown option {raw_key!r}; expected one of {known}")
+            continue
+        field_name, parse = spec
+        if field_name in values:
+            raise BadOption(f"Option {raw_key!r} is given twice (directly or by an alias)")
+        values[field_name] = parse(raw_key, raw.strip(), max_edge)
+    if values.pop("forcefit", False) and values.setdefault("fit", Fit.FILL) != Fit.FILL:
+        raise BadOption("Expected no fit other than fill with forcefit=1")
+    return Options(**values)  # type: ignore[arg-type]
+
+
+def _bad(name: str, raw: str, expected: str) -> BadOption:
+    return BadOption(f"Expected {expected} for {name} but received {raw!r}")
+
+
+def _integer(low: int, high: int | None = None) -> Callable[[str, str, int], int]:
+    def parse(name: str, raw: str, max_edge: int) -> int:
+        top = max_edge if high is None else high
+        if not raw.isdigit() or not low <= int(raw) <= top:
+            raise _bad(name, raw, f"an integer {low}..{top}")
+        return int(raw)
+
+    return parse
+
+
+def _choice(kind: type[T], aliases: Mapping[str, T] | None = None) -> Callable[[str, str, int], T]:
+    def parse(name: str, raw: str, _max_edge: int) -> T:
+        value = raw.lower()
+        if aliases and value in aliases:
+            return aliases[value]
+        try:
+            return kind(value)  # type: ignore[call-arg]
+        except ValueError:
+            names = ", ".join(str(member) for member in kind)  # type: ignore[attr-defined]
+            raise _bad(name, raw, f"one of {names}") from None
+
+    return parse
+
+
+def _flag(name: str, raw: str, _max_edge: int) -> bool:
+    if raw not in ("0", "1", "true", "false"):
+        raise _bad(name, raw, "0 or 1")
+    return raw in ("1", "true")
+
+
+def _screen(name: str, raw: str, _max_edge: int) -> tuple[int, int]:
+    match = re.fullmatch(r"(\d{1,5})x(\d{1,5})", raw.lower())
+    if not match or not all(1 <= int(side) <= MAX_SCREEN_EDGE for side in match.groups()):
+        raise _bad(name, raw, f"WIDTHxHEIGHT in CSS pixels, each 1..{MAX_SCREEN_EDGE}")
+    return int(match[1]), int(match[2])
+
+
+def _dpr(name: str, raw: str, _max_edge: int) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        value = 0.0
+    if not 1 <= value <= 4:  # also refuses nan and inf
+        raise _bad(name, raw, "a number 1..4")
+    return round(value, 2)
+
+
+def _colour(name: str, raw: str, _max_edge: int) -> RGB:
+    text = raw.removeprefix("#").lower()
+    if len(text) == 3:
+        text = "".join(c * 2 for c in text)
+    if not re.fullmatch(r"[0-9a-f]{6}", text):
+        raise _bad(name, raw, "a hex colour such as ff8800 or f80")
+    return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
+
+
+_PARSERS: dict[str, tuple[str, Callable[[str, str, int], object]]] = {
+    "w": ("width", _integer(1)),
+    "h": ("height", _integer(1)),
+    "fit": ("fit", _choice(Fit)),
+    "pos": ("gravity", _choice(Gravity, {"center": Gravity.CENTRE})),
+    "enlarge": ("enlarge", _flag),
+    "screen": ("screen", _screen),
+    "dpr": ("dpr", _dpr),
+    "bw": ("network", _choice(NetworkClass)),
+    "q": ("quality", _integer(1, 100)),
+    "max_bytes": ("max_bytes", _integer(1, 1_000_000_000)),
+    "format": ("format", _choice(OutputFormat, {"jpg": OutputFormat.JPEG})),
+    "bg": ("background", _colour),
+    "forcefit": ("forcefit", _flag),
+}
+_ALIASES = {"width": "w", "height": "h", "f": "format", "max-bytes": "max_bytes"}
+_PUBLIC_NAMES = set(_PARSERS) | set(_ALIASES)

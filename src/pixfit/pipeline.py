@@ -1,0 +1,141 @@
+"""Decode and resize on libvips: header checks, then a tuple of small steps over one image."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pyvips
+
+from pixfit.errors import CorruptImage, Overloaded, TooLarge
+from pixfit.formats import SourceFormat, keeps_alpha, sniff
+from pixfit.geometry import Geometry, crop_offset
+from pixfit.options import RGB, Fit, Gravity, OutputFormat
+
+WHITE: RGB = (255, 255, 255)
+# EXIF orientations 5-8 turn the image a quarter, so its displayed width is its stored height.
+_QUARTER_TURNS = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What the header says, read without decoding a pixel."""
+
+    format: SourceFormat
+    # Displayed size, after EXIF orientation.
+    width: int
+    height: int
+    has_alpha: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """The inputs every step reads: the target geometry and the chosen output."""
+
+    geometry: Geometry
+    gravity: Gravity
+    output: OutputFormat
+    # Letterbox and flatten colour; None is white when flattening, transparent when padding.
+    background: RGB | None
+
+
+Step = Callable[[pyvips.Image, Job], pyvips.Image]
+
+
+def inspect(data: bytes, max_pixels: int) -> SourceInfo:
+    """Sniff the format and read the header; refuse oversized sources before decoding."""
+    source_format = sniff(data)
+    try:
+        header = pyvips.Image.new_from_buffer(data, "", access="sequential")
+        orientation = header.get("orientation") if header.get_typeof("orientation") else 1
+    except pyvips.Error:
+        raise CorruptImage("Expected a readable image header but the data is corrupt") from None
+    width, height = header.width, header.height
+    if width * height > max_pixels:
+        raise TooLarge(f"Expected at most {max_pixels} source pixels but received {width}x{height}")
+    if orientation in _QUARTER_TURNS:
+        width, height = height, width
+    return SourceInfo(source_format, width, height, header.hasalpha())
+
+
+def decode(data: bytes, job: Job, deadline: float) -> pyvips.Image:
+    """Decode at reduced scale, run the steps, and materialise the result in memory."""
+    geometry = job.geometry
+    crop = (
+        str(job.gravity)
+        if geometry.fit == Fit.COVER and job.gravity in (Gravity.ENTROPY, Gravity.ATTENTION)
+        else "none"
+    )
+    try:
+        # thumbnail_buffer shrinks on load (JPEG at 1/2, 1/4, 1/8), applies the EXIF
+        # orientation and imports any embedded ICC profile.
+        image = pyvips.Image.thumbnail_buffer(
+            data,
+            geometry.width if crop != "none" else geometry.resize_width,
+            height=geometry.height if crop != "none" else geometry.resize_height,
+            size="force" if crop == "none" else "both",
+            crop=crop,
+            fail_on="truncated",
+        )
+        for step in STEPS:
+            image = step(image, job)
+        return _materialise(image, deadline)
+    except pyvips.Error as error:
+        if "killed" in str(error) or "cancel" in str(error):
+            raise Overloaded("The render ran past its deadline; try a smaller size") from None
+        raise CorruptImage(
+            "Expected a complete image but the data is truncated or corrupt"
+        ) from None
+
+
+def to_srgb(image: pyvips.Image, job: Job) -> pyvips.Image:
+    """8-bit sRGB, whatever came in: 16-bit, greyscale, CMYK without a profile."""
+    if image.interpretation == "srgb" and image.format == "uchar":
+        return image
+    return image.colourspace("srgb").cast("uchar")
+
+
+def flatten(image: pyvips.Image, job: Job) -> pyvips.Image:
+    """Blend alpha onto the background when the output cannot carry it."""
+    if not image.hasalpha() or keeps_alpha(job.output):
+        return image
+    return image.flatten(background=list(job.background or WHITE))
+
+
+def crop(image: pyvips.Image, job: Job) -> pyvips.Image:
+    """Cut the box out of a covering image, at the compass gravity."""
+    box_width, box_height = job.geometry.width, job.geometry.height
+    if job.geometry.fit != Fit.COVER or (image.width, image.height) == (box_width, box_height):
+        return image
+    left, top = crop_offset(image.width, image.height, box_width, box_height, job.gravity)
+    return image.crop(left, top, min(box_width, image.width), min(box_height, image.height))
+
+
+def letterbox(image: pyvips.Image, job: Job) -> pyvips.Image:
+    """Centre the image on the box, padding with the background."""
+    box_width, box_height = job.geometry.width, job.geometry.height
+    if job.geometry.fit != Fit.CONTAIN or (image.width, image.height) == (box_width, box_height):
+        return image
+    if job.background is None and keeps_alpha(job.output):
+        # No colour asked for and the format has alpha: pad with transparency.
+        image = image if image.hasalpha() else image.bandjoin_const([255])
+        fill = [0, 0, 0, 0]
+    else:
+        fill = [*(job.background or WHITE), 255][: image.bands]
+    return image.gravity("centre", box_width, box_height, extend="background", background=fill)
+
+
+STEPS: tuple[Step, ...] = (to_srgb, flatten, crop, letterbox)
+
+
+def _materialise(image: pyvips.Image, deadline: float) -> pyvips.Image:
+    """Run the pipeline into memory, so the budget search can encode it many times."""
+
+    def on_eval(target: pyvips.Image, _progress: object) -> None:
+        if time.monotonic() > deadline:
+            target.set_kill(True)
+
+    image.set_progress(True)
+    image.signal_connect("eval", on_eval)
+    return image.copy_memory()

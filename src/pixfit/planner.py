@@ -1,0 +1,121 @@
+"""The plan: everything a render needs to know, decided before any byte is decoded."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from pixfit.config import Config
+from pixfit.geometry import Caps
+from pixfit.hints import ClientHints, choose_class, vary_headers
+from pixfit.options import RGB, Fit, Gravity, Options, OutputFormat
+from pixfit.profiles import NetworkClass
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """A normalised render request, independent of the source; its `key` names the variant."""
+
+    # Send the source bytes untouched (no options and no hints that change anything).
+    passthrough: bool
+    # The box in device pixels; None sides are free.
+    box_width: int | None
+    box_height: int | None
+    fit: Fit
+    gravity: Gravity
+    enlarge: bool
+    caps: Caps
+    # A concrete format, ORIGINAL, or AUTO meaning JPEG (PNG for images with alpha).
+    format: OutputFormat
+    # Encoder quality range; equal ends mean a fixed quality.
+    quality_max: int
+    quality_min: int
+    # Byte budget; None means none.
+    budget: int | None
+    background: RGB | None
+    network: NetworkClass
+    # The device pixel ratio used: the client's, capped by the profile.
+    dpr: float
+    # The request headers that can change this answer, for `Vary`.
+    vary: tuple[str, ...]
+
+    @property
+    def key(self) -> str:
+        """A canonical string naming this variant, for ETags and cache keys."""
+        if self.passthrough:
+            return "original"
+        parts = [
+            f"box={self.box_width}x{self.box_height}",
+            f"fit={self.fit}",
+            f"pos={self.gravity}",
+            f"enlarge={int(self.enlarge)}",
+            f"caps={self.caps.max_width}x{self.caps.max_height}/{self.caps.max_edge}",
+            f"format={self.format}",
+            f"q={self.quality_min}-{self.quality_max}",
+            f"budget={self.budget}",
+            f"bg={self.background}",
+            f"class={self.network}",
+        ]
+        return ";".join(parts)
+
+
+def plan(options: Options, hints: ClientHints, config: Config) -> Plan:
+    """Combine what was asked, what the client said and the config into one plan."""
+    network = choose_class(options.network, hints, config.default_class)
+    profile = config.profiles[network]
+    client_dpr = options.dpr or hints.dpr or 1.0
+    dpr = min(client_dpr, profile.max_dpr)
+
+    box_width = _device(options.width, dpr)
+    box_height = _device(options.height, dpr)
+    if box_width is None and box_height is None and hints.width:
+        # Sec-CH-Width is in the client's device pixels; re-scale to the DPR we send.
+        box_width = math.ceil(hints.width / (hints.dpr or 1.0) * dpr)
+
+    screen = options.screen or ((hints.viewport_width, None) if hints.viewport_width else None)
+    edge_caps = [e for e in (profile.max_edge, config.limits.max_output_edge) if e]
+    caps = Caps(
+        max_width=_device(screen[0], dpr) if screen else None,
+        max_height=_device(screen[1], dpr) if screen else None,
+        max_edge=min(edge_caps) if edge_caps else None,
+    )
+
+    if options.quality is not None:
+        quality_max = quality_min = options.quality
+        budget = options.max_bytes
+    else:
+        quality_max, quality_min = profile.quality_max, profile.quality_min
+        budget = options.max_bytes or profile.budget
+
+    return Plan(
+        passthrough=options.is_empty and not hints.asks_for_rendering,
+        box_width=box_width,
+        box_height=box_height,
+        fit=options.fit,
+        gravity=options.gravity,
+        enlarge=options.enlarge,
+        caps=caps,
+        format=_negotiated(options.format, hints),
+        quality_max=quality_max,
+        quality_min=quality_min,
+        budget=budget,
+        background=options.background,
+        network=network,
+        dpr=dpr,
+        vary=vary_headers(options),
+    )
+
+
+def _device(css: int | None, dpr: float) -> int | None:
+    return None if css is None else max(1, round(css * dpr))
+
+
+def _negotiated(requested: OutputFormat, hints: ClientHints) -> OutputFormat:
+    """AUTO becomes AVIF, then WebP, when Accept names them explicitly."""
+    if requested != OutputFormat.AUTO:
+        return requested
+    if hints.accepts_avif:
+        return OutputFormat.AVIF
+    if hints.accepts_webp:
+        return OutputFormat.WEBP
+    return OutputFormat.AUTO

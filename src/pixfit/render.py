@@ -1,0 +1,138 @@
+"""The library entry point: source bytes plus a plan in, the fitted image out."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyvips
+
+from pixfit.budget import fit_budget
+from pixfit.config import Config, LimitsConfig
+from pixfit.errors import NotFound, TooLarge
+from pixfit.formats import MEDIA_TYPES, Encoder, choose_output
+from pixfit.geometry import resolve
+from pixfit.hints import ClientHints
+from pixfit.options import Options, parse_options
+from pixfit.pipeline import Job, decode, inspect
+from pixfit.planner import Plan, plan
+from pixfit.profiles import NetworkClass
+
+
+def _configure_libvips() -> None:
+    """One libvips thread per render and no operation cache (measured: most throughput).
+
+    Parallelism comes from one worker thread or process per core instead. An operator's
+    own VIPS_CONCURRENCY wins.
+    """
+    if "VIPS_CONCURRENCY" not in os.environ:
+        pyvips.concurrency_set(1)
+    pyvips.cache_set_max(0)
+    # Loaders libvips itself marks untrusted (Magick, MATLAB, FITS...) stay off even if
+    # the format sniffing in formats.py were ever bypassed.
+    pyvips.block_untrusted_set(True)
+
+
+_configure_libvips()
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """Milliseconds spent per stage."""
+
+    decode_ms: float  # decode, resize and colour steps together
+    encode_ms: float  # every encode of the budget search
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """A finished image and how it was made."""
+
+    data: bytes
+    media_type: str
+    width: int
+    height: int
+    network: NetworkClass
+    # Encoder quality chosen; None when the source bytes were passed through.
+    quality: int | None
+    # The byte budget and whether it was met; None when there was no budget.
+    budget: int | None
+    budget_met: bool | None
+    timings: Timings
+
+
+def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
+    """Render source bytes by a plan (the web layer's entry point)."""
+    start = time.perf_counter()
+    info = inspect(data, limits.max_pixels)
+    if plan.passthrough:
+        return Rendered(
+            data, MEDIA_TYPES[info.format], info.width, info.height, plan.network,
+            None, None, None, Timings(0.0, 0.0),
+        )  # fmt: skip
+    geometry = resolve(
+        info.width, info.height, plan.box_width, plan.box_height, plan.fit, plan.caps,
+        enlarge=plan.enlarge,
+    )  # fmt: skip
+    output = choose_output(plan.format, info.format, info.has_alpha)
+    job = Job(geometry, plan.gravity, output, plan.background)
+    image = decode(data, job, deadline=time.monotonic() + limits.render_timeout)
+    decoded = time.perf_counter()
+    encoder = Encoder(output, compact=plan.budget is not None)
+    searched = fit_budget(image, encoder, plan.quality_max, plan.quality_min, plan.budget)
+    best = searched.best
+    return Rendered(
+        data=best.data,
+        media_type=MEDIA_TYPES[output],
+        width=best.width,
+        height=best.height,
+        network=plan.network,
+        quality=best.quality,
+        budget=plan.budget,
+        budget_met=searched.budget_met,
+        timings=Timings(
+            decode_ms=(decoded - start) * 1000, encode_ms=(time.perf_counter() - decoded) * 1000
+        ),
+    )
+
+
+def render(
+    data_or_path: bytes | str | Path,
+    options: Options | Mapping[str, object] | None = None,
+    *,
+    hints: ClientHints | Mapping[str, str] | None = None,
+    config: Config | None = None,
+) -> Rendered:
+    """Render an image (bytes or a file path) with options and client hints; pure, no globals.
+
+    `options` may be an `Options` or a mapping like a query string (`{"w": 400, "bw": "3g"}`);
+    `hints` may be a `ClientHints` or a mapping of request headers.
+    """
+    config = config or Config()
+    data = _read(data_or_path, config.source.max_source_bytes)
+    if not isinstance(options, Options):
+        options = parse_options(
+            {key: str(value) for key, value in (options or {}).items()},
+            max_edge=config.limits.max_output_edge,
+            strict=config.security.strict_options,
+        )
+    if not isinstance(hints, ClientHints):
+        hints = ClientHints.from_headers(hints or {})
+    return render_plan(data, plan(options, hints, config), config.limits)
+
+
+def _read(data_or_path: bytes | str | Path, max_bytes: int) -> bytes:
+    if isinstance(data_or_path, bytes | bytearray | memoryview):
+        data = bytes(data_or_path)
+    else:
+        try:
+            with open(data_or_path, "rb") as handle:
+                data = handle.read(max_bytes + 1)
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            raise NotFound(f"No image at {os.fspath(data_or_path)!r}") from None
+    if len(data) > max_bytes:
+        raise TooLarge(f"Expected at most {max_bytes} source bytes but the source is larger")
+    return data
