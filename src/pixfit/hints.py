@@ -97,7 +97,7 @@ def choose_class(
 def vary_headers(options: Options) -> tuple[str, ...]:
     """The request headers that can change the answer to a request with these options."""
     vary = []
-    if options.format == OutputFormat.AUTO:
+    if options.format in (None, OutputFormat.AUTO):
         vary.append("Accept")
     if options.dpr is None:
         vary += ["Sec-CH-DPR", "DPR"]

@@ -75,7 +75,8 @@ class Options:
     quality: int | None = None
     # Byte budget overriding the profile's.
     max_bytes: int | None = None
-    format: OutputFormat = OutputFormat.AUTO
+    # None means AUTO, but unlike an explicit `format=auto` it leaves a request passthrough.
+    format: OutputFormat | None = None
     # Background for letterboxing and for flattening alpha; None means white or transparent.
     background: RGB | None = None
 

@@ -76,7 +76,10 @@ def decode(data: bytes, job: Job, deadline: float) -> pyvips.Image:
             height=geometry.height if crop != "none" else geometry.resize_height,
             size="force" if crop == "none" else "both",
             crop=crop,
-            fail_on="truncated",
+            # Through the loader's option string: thumbnail_buffer accepts its own fail_on
+            # argument but never passes it on (libvips issue 5195), so a truncated JPEG
+            # would come out with a grey lower part instead of an error.
+            option_string="fail_on=truncated",
         )
         for step in STEPS:
             image = step(image, job)

@@ -12,6 +12,11 @@ from pixfit.options import RGB, Fit, Gravity, Options, OutputFormat
 from pixfit.profiles import NetworkClass
 
 
+# The lowest quality an explicit `max_bytes` may search down to when the class's own
+# floor is higher (wifi's range is 85-85, which leaves a budget nothing but shrinking).
+EXPLICIT_BUDGET_QUALITY_FLOOR = 40
+
+
 @dataclass(frozen=True, slots=True)
 class Plan:
     """A normalised render request, independent of the source; its `key` names the variant."""
@@ -83,9 +88,14 @@ def plan(options: Options, hints: ClientHints, config: Config) -> Plan:
     if options.quality is not None:
         quality_max = quality_min = options.quality
         budget = options.max_bytes
+    elif options.max_bytes is not None:
+        # An explicit budget may cost quality before it costs pixels, even on wifi.
+        quality_max = profile.quality_max
+        quality_min = min(profile.quality_min, EXPLICIT_BUDGET_QUALITY_FLOOR)
+        budget = options.max_bytes
     else:
         quality_max, quality_min = profile.quality_max, profile.quality_min
-        budget = options.max_bytes or profile.budget
+        budget = profile.budget
 
     return Plan(
         passthrough=options.is_empty and not hints.asks_for_rendering,
@@ -95,7 +105,7 @@ def plan(options: Options, hints: ClientHints, config: Config) -> Plan:
         gravity=options.gravity,
         enlarge=options.enlarge,
         caps=caps,
-        format=_negotiated(options.format, hints),
+        format=_negotiated(options.format or OutputFormat.AUTO, hints),
         quality_max=quality_max,
         quality_min=quality_min,
         budget=budget,

@@ -1,0 +1,106 @@
+from pathlib import Path
+
+import pytest
+
+from pixfit.config import SAMPLES_DIR, CacheKind, Config, ConfigError
+from pixfit.profiles import NetworkClass
+
+
+def test_defaults_match_the_design() -> None:
+    config = Config()
+    assert (config.server.host, config.server.port, config.server.prefix) == (
+        "127.0.0.1",
+        8080,
+        "/images",
+    )
+    assert config.source.root == SAMPLES_DIR
+    assert config.source.allowed_hosts == ()
+    assert not config.source.allow_private_networks
+    assert config.cache.kind == CacheKind.NONE
+    assert config.security.strict_options
+    assert config.default_class == NetworkClass.WIFI
+    assert config.profiles[NetworkClass.TWO_G].budget == 25_000
+
+
+def test_toml_then_environment(tmp_path: Path) -> None:
+    path = tmp_path / "pixfit.toml"
+    path.write_text(
+        'default_class = "4g"\n[server]\nport = 9000\n[source]\nallowed_hosts = ["a.example"]\n'
+        "[profiles.3g]\nbudget = 50000\n"
+    )
+    config = Config.load({"PIXFIT_SERVER_PORT": "9100", "PIXFIT_CONFIG": str(path)})
+    assert config.server.port == 9100
+    assert config.source.allowed_hosts == ("a.example",)
+    assert config.default_class == NetworkClass.FOUR_G
+    assert config.profiles[NetworkClass.THREE_G].budget == 50_000
+    assert config.profiles[NetworkClass.THREE_G].max_edge == 1280
+
+
+@pytest.mark.parametrize(
+    ("environ", "check"),
+    [
+        ({"PIXFIT_SOURCE_ROOT": "/srv/img"}, lambda c: c.source.root == Path("/srv/img")),
+        (
+            {"PIXFIT_SOURCE_ALLOWED_HOSTS": "a.com, b.com"},
+            lambda c: c.source.allowed_hosts == ("a.com", "b.com"),
+        ),
+        (
+            {"PIXFIT_SOURCE_ALLOW_PRIVATE_NETWORKS": "true"},
+            lambda c: c.source.allow_private_networks,
+        ),
+        ({"PIXFIT_LIMITS_MAX_PIXELS": "1000"}, lambda c: c.limits.max_pixels == 1000),
+        ({"PIXFIT_CACHE_KIND": "disk"}, lambda c: c.cache.kind == CacheKind.DISK),
+        ({"PIXFIT_SECURITY_STRICT_OPTIONS": "0"}, lambda c: not c.security.strict_options),
+        (
+            {"PIXFIT_PROFILES_SLOW_2G_BUDGET": "9000"},
+            lambda c: c.profiles[NetworkClass.SLOW_2G].budget == 9000,
+        ),
+        (
+            {"PIXFIT_PROFILES_WIFI_BUDGET": "none"},
+            lambda c: c.profiles[NetworkClass.WIFI].budget is None,
+        ),
+        ({"PIXFIT_DEFAULT_CLASS": "3g"}, lambda c: c.default_class == NetworkClass.THREE_G),
+        ({"HOME": "/root"}, lambda c: c == Config()),
+    ],
+)
+def test_environment_variables(environ: dict[str, str], check) -> None:  # type: ignore[no-untyped-def]
+    assert check(Config.load(environ))
+
+
+@pytest.mark.parametrize(
+    ("environ", "message"),
+    [
+        ({"PIXFIT_SERVER_PORT": "http"}, "server.port must be a number"),
+        ({"PIXFIT_SERVER_PORT": "70000"}, "server.port must be 1..65535"),
+        ({"PIXFIT_SERVER_PROT": "80"}, "unknown configuration key server.prot"),
+        ({"PIXFIT_BOGUS_KEY": "1"}, "unknown environment variable PIXFIT_BOGUS_KEY"),
+        ({"PIXFIT_CACHE_KIND": "redis2"}, "cache.kind must be one of none, memory, disk"),
+        ({"PIXFIT_SOURCE_ALLOW_PRIVATE_NETWORKS": "maybe"}, "must be true or false"),
+        ({"PIXFIT_PROFILES_5G_BUDGET": "1"}, "unknown network class"),
+        ({"PIXFIT_PROFILES_3G_QUALITY_MIN": "90"}, "quality_min <= quality_max"),
+        ({"PIXFIT_LIMITS_MAX_PIXELS": "-1"}, "non-negative"),
+        ({"PIXFIT_SERVER_PREFIX": "images/"}, "server.prefix must start with /"),
+        ({"PIXFIT_LOG_LEVEL": "loud"}, "log.level"),
+        ({"PIXFIT_CONFIG": "/nonexistent/pixfit.toml"}, "cannot read config file"),
+    ],
+)
+def test_bad_values_fail_with_their_name(environ: dict[str, str], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Config.load(environ)
+
+
+def test_bad_toml_names_the_key(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[limits]\nmax_pixls = 5\n")
+    with pytest.raises(ConfigError, match="limits.max_pixls"):
+        Config.from_toml(path)
+    path.write_text("[limits\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        Config.from_toml(path)
+
+
+def test_as_dict_round_trips() -> None:
+    config = Config().merged(
+        {"source": {"allowed_hosts": ["x.example"]}, "profiles": {"2g": {"budget": 1}}}
+    )
+    assert Config().merged(config.as_dict()) == config

@@ -1,0 +1,108 @@
+import pytest
+
+from pixfit.errors import BadOption
+from pixfit.options import Fit, Gravity, Options, OutputFormat, parse_options
+from pixfit.profiles import NetworkClass
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({}, Options()),
+        ({"w": "800"}, Options(width=800)),
+        ({"width": "800"}, Options(width=800)),
+        ({"h": "600"}, Options(height=600)),
+        ({"height": "600"}, Options(height=600)),
+        ({"w": "1", "h": "8192"}, Options(width=1, height=8192)),
+        ({"fit": "cover"}, Options(fit=Fit.COVER)),
+        ({"fit": "CONTAIN"}, Options(fit=Fit.CONTAIN)),
+        ({"fit": "outside"}, Options(fit=Fit.OUTSIDE)),
+        ({"forcefit": "1"}, Options(fit=Fit.FILL)),
+        ({"forcefit": "0"}, Options()),
+        ({"forcefit": "1", "fit": "fill"}, Options(fit=Fit.FILL)),
+        ({"pos": "north"}, Options(gravity=Gravity.NORTH)),
+        ({"pos": "center"}, Options(gravity=Gravity.CENTRE)),
+        ({"pos": "attention"}, Options(gravity=Gravity.ATTENTION)),
+        ({"pos": "southwest"}, Options(gravity=Gravity.SOUTHWEST)),
+        ({"enlarge": "1"}, Options(enlarge=True)),
+        ({"enlarge": "0"}, Options(enlarge=False)),
+        ({"screen": "1280x720"}, Options(screen=(1280, 720))),
+        ({"dpr": "2"}, Options(dpr=2.0)),
+        ({"dpr": "1.5"}, Options(dpr=1.5)),
+        ({"bw": "slow-2g"}, Options(network=NetworkClass.SLOW_2G)),
+        ({"bw": "wifi"}, Options(network=NetworkClass.WIFI)),
+        ({"q": "1"}, Options(quality=1)),
+        ({"q": "100"}, Options(quality=100)),
+        ({"max_bytes": "30000"}, Options(max_bytes=30000)),
+        ({"format": "webp"}, Options(format=OutputFormat.WEBP)),
+        ({"f": "avif"}, Options(format=OutputFormat.AVIF)),
+        ({"format": "jpg"}, Options(format=OutputFormat.JPEG)),
+        ({"format": "original"}, Options(format=OutputFormat.ORIGINAL)),
+        ({"bg": "ff8800"}, Options(background=(255, 136, 0))),
+        ({"bg": "#F80"}, Options(background=(255, 136, 0))),
+    ],
+)
+def test_parses_every_option_and_alias(args: dict[str, str], expected: Options) -> None:
+    assert parse_options(args) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ({"w": "abc"}, "Expected an integer 1..8192 for w but received 'abc'"),
+        ({"w": "0"}, "for w but received '0'"),
+        ({"w": "-5"}, "for w"),
+        ({"w": "8193"}, "1..8192 for w"),
+        ({"width": "1.5"}, "for width but received '1.5'"),
+        ({"h": ""}, "for h"),
+        ({"fit": "stretch"}, "one of inside, cover, contain, fill, outside for fit"),
+        ({"pos": "up"}, "for pos but received 'up'"),
+        ({"enlarge": "yes"}, "Expected 0 or 1 for enlarge"),
+        ({"screen": "1280"}, "WIDTHxHEIGHT"),
+        ({"screen": "0x720"}, "for screen"),
+        ({"screen": "99999x1"}, "for screen"),
+        ({"dpr": "0.5"}, "a number 1..4 for dpr"),
+        ({"dpr": "5"}, "for dpr"),
+        ({"dpr": "nan"}, "for dpr"),
+        ({"dpr": "inf"}, "for dpr"),
+        ({"bw": "5g"}, "one of slow-2g, 2g, 3g, 4g, wifi for bw"),
+        ({"q": "0"}, "an integer 1..100 for q"),
+        ({"q": "101"}, "for q"),
+        ({"max_bytes": "lots"}, "for max_bytes"),
+        ({"format": "bmp"}, "for format"),
+        ({"f": "gif"}, "for f but received 'gif'"),
+        ({"bg": "red"}, "hex colour"),
+        ({"bg": "12345"}, "for bg"),
+        ({"forcefit": "2"}, "for forcefit"),
+        ({"forcefit": "1", "fit": "cover"}, "forcefit"),
+        ({"w": "10", "width": "20"}, "given twice"),
+        ({"wdith": "10"}, "Unknown option 'wdith'"),
+    ],
+)
+def test_bad_values_name_option_value_and_expectation(args: dict[str, str], fragment: str) -> None:
+    with pytest.raises(BadOption, match=fragment.replace("(", r"\(").replace(".", r"\.")):
+        parse_options(args)
+
+
+def test_max_edge_bounds_the_box() -> None:
+    assert parse_options({"w": "2000"}, max_edge=2000).width == 2000
+    with pytest.raises(BadOption, match=r"1\.\.2000 for w"):
+        parse_options({"w": "2001"}, max_edge=2000)
+
+
+def test_unknown_options_pass_when_not_strict() -> None:
+    assert parse_options({"utm_source": "x", "w": "5"}, strict=False) == Options(width=5)
+
+
+def test_ignored_keys_belong_to_the_caller() -> None:
+    assert (
+        parse_options({"url": "http://x/", "sig": "abc"}, ignore=frozenset({"url", "sig"}))
+        == Options()
+    )
+
+
+def test_is_empty_only_without_options() -> None:
+    assert Options().is_empty
+    # An explicit format=auto asks for negotiation, so it is not the same as no option.
+    assert not parse_options({"format": "auto"}).is_empty
+    assert not Options(width=1).is_empty

@@ -1,0 +1,128 @@
+import pytest
+
+from pixfit.config import Config
+from pixfit.geometry import Caps
+from pixfit.hints import ClientHints
+from pixfit.options import Options, OutputFormat, parse_options
+from pixfit.planner import plan
+from pixfit.profiles import NetworkClass as N
+
+
+def _plan(
+    args: dict[str, str], headers: dict[str, str] | None = None, config: Config | None = None
+):  # type: ignore[no-untyped-def]
+    return plan(parse_options(args), ClientHints.from_headers(headers or {}), config or Config())
+
+
+@pytest.mark.parametrize(
+    ("args", "headers", "box", "caps", "dpr"),
+    [
+        ({"w": "400"}, {}, (400, None), Caps(None, None, 8192), 1.0),
+        ({"w": "400", "dpr": "2"}, {}, (800, None), Caps(None, None, 8192), 2.0),
+        ({"w": "400"}, {"Sec-CH-DPR": "3"}, (1200, None), Caps(None, None, 8192), 3.0),
+        ({"w": "400", "dpr": "1"}, {"DPR": "3"}, (400, None), Caps(None, None, 8192), 1.0),
+        # the profile caps the DPR and the longest edge
+        ({"w": "400", "dpr": "3", "bw": "3g"}, {}, (800, None), Caps(None, None, 1280), 2.0),
+        ({"w": "400", "dpr": "4", "bw": "slow-2g"}, {}, (400, None), Caps(None, None, 480), 1.0),
+        # screen alone caps at screen x dpr
+        ({"screen": "1280x720", "dpr": "2"}, {}, (None, None), Caps(2560, 1440, 8192), 2.0),
+        (
+            {"screen": "1280x720", "dpr": "2", "bw": "4g"},
+            {},
+            (None, None),
+            Caps(2560, 1440, 2560),
+            2.0,
+        ),
+        # hints: Sec-CH-Width is device pixels, re-scaled to the DPR sent
+        ({}, {"Sec-CH-Width": "640", "Sec-CH-DPR": "2"}, (640, None), Caps(None, None, 8192), 2.0),
+        (
+            {"bw": "2g"},
+            {"Sec-CH-Width": "640", "Sec-CH-DPR": "2"},
+            (320, None),
+            Caps(None, None, 720),
+            1.0,
+        ),
+        ({}, {"Viewport-Width": "400"}, (None, None), Caps(480, None, 8192), 1.0),
+        ({"w": "100", "h": "50", "fit": "cover"}, {}, (100, 50), Caps(None, None, 8192), 1.0),
+    ],
+)
+def test_box_caps_and_dpr(
+    args: dict[str, str],
+    headers: dict[str, str],
+    box: tuple[int | None, int | None],
+    caps: Caps,
+    dpr: float,
+) -> None:
+    planned = _plan(args, headers)
+    assert (planned.box_width, planned.box_height) == box
+    assert planned.caps == caps
+    assert planned.dpr == dpr
+
+
+@pytest.mark.parametrize(
+    ("args", "headers", "network", "quality", "budget"),
+    [
+        ({"w": "1"}, {}, N.WIFI, (85, 85), None),
+        ({"bw": "slow-2g"}, {}, N.SLOW_2G, (20, 40), 12_000),
+        ({"bw": "2g"}, {}, N.TWO_G, (25, 50), 25_000),
+        ({"bw": "3g"}, {}, N.THREE_G, (35, 70), 100_000),
+        ({"bw": "4g"}, {}, N.FOUR_G, (45, 80), 400_000),
+        ({"w": "1"}, {"ECT": "2g"}, N.TWO_G, (25, 50), 25_000),
+        ({"w": "1"}, {"Save-Data": "on"}, N.THREE_G, (35, 70), 100_000),
+        ({"bw": "3g", "q": "90"}, {}, N.THREE_G, (90, 90), None),
+        ({"bw": "3g", "max_bytes": "5000"}, {}, N.THREE_G, (35, 70), 5000),
+        ({"q": "60", "max_bytes": "5000"}, {}, N.WIFI, (60, 60), 5000),
+        ({"max_bytes": "5000"}, {}, N.WIFI, (40, 85), 5000),
+    ],
+)
+def test_class_quality_and_budget(
+    args: dict[str, str],
+    headers: dict[str, str],
+    network: N,
+    quality: tuple[int, int],
+    budget: int | None,
+) -> None:
+    planned = _plan(args, headers)
+    assert planned.network == network
+    assert (planned.quality_min, planned.quality_max) == quality
+    assert planned.budget == budget
+
+
+@pytest.mark.parametrize(
+    ("args", "accept", "expected"),
+    [
+        ({"w": "1"}, "image/avif,image/webp,*/*", OutputFormat.AVIF),
+        ({"w": "1"}, "image/webp,*/*", OutputFormat.WEBP),
+        ({"w": "1"}, "*/*", OutputFormat.AUTO),
+        ({"w": "1", "format": "png"}, "image/avif", OutputFormat.PNG),
+        ({"format": "original"}, "image/webp", OutputFormat.ORIGINAL),
+    ],
+)
+def test_format_negotiation(args: dict[str, str], accept: str, expected: OutputFormat) -> None:
+    assert _plan(args, {"Accept": accept}).format == expected
+
+
+def test_passthrough_only_without_options_or_rendering_hints() -> None:
+    assert _plan({}).passthrough
+    assert _plan({}, {"Accept": "image/webp", "DPR": "2"}).passthrough
+    assert not _plan({}, {"ECT": "2g"}).passthrough
+    assert not _plan({"format": "auto"}).passthrough
+    assert not _plan({"w": "10"}).passthrough
+
+
+def test_profiles_come_from_config() -> None:
+    config = Config().merged(
+        {"profiles": {"3g": {"budget": 50_000, "max_edge": 900}}, "default_class": "3g"}
+    )
+    planned = plan(Options(width=2000), ClientHints(), config)
+    assert planned.network == N.THREE_G
+    assert planned.budget == 50_000
+    assert planned.caps.max_edge == 900
+
+
+def test_key_names_the_variant() -> None:
+    assert _plan({"w": "400"}).key != _plan({"w": "401"}).key
+    assert _plan({"w": "400"}).key != _plan({"w": "400"}, {"Accept": "image/webp"}).key
+    assert _plan({"w": "400", "bw": "3g"}).key != _plan({"w": "400", "bw": "4g"}).key
+    assert _plan({"w": "400"}).key == _plan({"width": "400"}).key
+    assert _plan({}).key == "original"
