@@ -13,6 +13,7 @@ import tomli_w
 from pixfit.config import Config, ConfigError
 from pixfit.errors import PixfitError
 from pixfit.render import render
+from pixfit.serve import serve
 
 # Every HTTP option is a long flag of the same name; aliases stay aliases.
 OPTION_FLAGS = (
@@ -77,6 +78,16 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _serve(args: argparse.Namespace, config: Config) -> int:
+    # Flags beat the environment, which beats the file: apply them last.
+    server = {key: getattr(args, key) for key in ("host", "port", "workers") if getattr(args, key)}
+    overrides: dict[str, object] = {"server": server}
+    if args.root:
+        overrides["source"] = {"root": args.root}
+    serve(config.merged(overrides))
+    return 0
+
+
 def _config(args: argparse.Namespace, config: Config) -> int:
     print(tomli_w.dumps(config.as_dict()), end="")
     return 0
@@ -101,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
     render_cmd.add_argument("input", help="source image file")
     render_cmd.add_argument("-o", "--output", required=True, help="output file, or - for stdout")
     add_option_flags(render_cmd)
+
+    serve_cmd = command("serve", _serve, "serve images over HTTP with gunicorn")
+    serve_cmd.add_argument("--root", help="folder of images to serve")
+    serve_cmd.add_argument("--host", help="address to bind (default 127.0.0.1)")
+    serve_cmd.add_argument("--port", type=int, help="port to bind (default 8080)")
+    serve_cmd.add_argument("--workers", type=int, help="worker processes (default: one per core)")
 
     command("config", _config, "print the effective configuration as TOML")
     return parser

@@ -45,6 +45,8 @@ class ServerConfig:
     workers: int = field(default_factory=lambda: os.cpu_count() or 1)
     # URL prefix the images are served under (mod_wsgi's WSGIScriptAlias supplies its own).
     prefix: str = "/images"
+    # Cache-Control sent with every image (errors get no-store).
+    cache_control: str = "public, max-age=86400"
 
 
 @dataclass(frozen=True, slots=True)

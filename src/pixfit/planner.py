@@ -11,7 +11,6 @@ from pixfit.hints import ClientHints, choose_class, vary_headers
 from pixfit.options import RGB, Fit, Gravity, Options, OutputFormat
 from pixfit.profiles import NetworkClass
 
-
 # The lowest quality an explicit `max_bytes` may search down to when the class's own
 # floor is higher (wifi's range is 85-85, which leaves a budget nothing but shrinking).
 EXPLICIT_BUDGET_QUALITY_FLOOR = 40

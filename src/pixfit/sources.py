@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from pathlib import Path
+from stat import S_ISREG
 from typing import Protocol
+
+from pixfit.errors import Forbidden, NotFound, TooLarge
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,3 +30,64 @@ class Source(Protocol):
     def open(self, ref: str) -> SourceImage:
         """Return the bytes for `ref`, or raise a `PixfitError` subclass."""
         ...
+
+
+class LocalSource:
+    """Files under one root folder; nothing outside it is ever opened or named."""
+
+    def __init__(self, root: Path, max_bytes: int) -> None:
+        self.root = root.resolve()
+        self.max_bytes = max_bytes
+
+    def open(self, ref: str) -> SourceImage:
+        """Read `ref`, a relative URL path, refusing any way out of the root."""
+        path = self._locate(ref)
+        try:
+            with path.open("rb") as handle:
+                stat = os.fstat(handle.fileno())
+                if not S_ISREG(stat.st_mode):
+                    raise NotFound(f"No image named {ref!r}")
+                if stat.st_size > self.max_bytes:
+                    raise TooLarge(
+                        f"Expected at most {self.max_bytes} source bytes but {ref!r} is larger"
+                    )
+                data = handle.read(self.max_bytes + 1)
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise NotFound(f"No image named {ref!r}") from None
+        except PermissionError:
+            raise Forbidden(f"Image {ref!r} is not readable") from None
+        modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+        relative = path.relative_to(self.root).as_posix()
+        identity = f"file:{relative}|{stat.st_size}|{stat.st_mtime_ns}"
+        return SourceImage(data, identity, modified)
+
+    def _locate(self, ref: str) -> Path:
+        # Refuse the spellings of escape before touching the disk: NUL bytes, backslashes
+        # (Windows separators), absolute paths and any `..` or `.` segment, however the
+        # web layer decoded them. Then resolve symlinks and check the real path.
+        parts = ref.split("/")
+        if (
+            not ref
+            or "\x00" in ref
+            or "\\" in ref
+            or ref.startswith("/")
+            or any(part in ("..", ".") for part in parts)
+        ):
+            raise Forbidden("Expected a path inside the image root")
+        path = (self.root / ref).resolve()
+        if not path.is_relative_to(self.root):
+            raise Forbidden("Expected a path inside the image root")
+        return path
+
+    def names(self) -> list[str]:
+        """Relative paths of the image files under the root, for index pages."""
+        found = []
+        for path in sorted(self.root.rglob("*")):
+            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
+                real = path.resolve()
+                if real.is_relative_to(self.root):
+                    found.append(path.relative_to(self.root).as_posix())
+        return found
+
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"})

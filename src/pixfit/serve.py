@@ -1,0 +1,67 @@
+"""`pixfit serve`: the app under gunicorn, one worker process per core."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+from typing import Any
+
+from gunicorn.app.base import BaseApplication
+
+from pixfit.config import Config
+from pixfit.web import create_app
+
+# glibc's mallopt parameter for the arena count. Many arenas fragment badly with libvips'
+# threads; two is the usual fix (the MALLOC_ARENA_MAX=2 advice, applied after start-up,
+# where the environment variable would come too late).
+_M_ARENA_MAX = -8
+
+
+class PixfitServer(BaseApplication):  # type: ignore[misc]
+    """gunicorn configured from a pixfit `Config` rather than from its own command line."""
+
+    def __init__(self, config: Config) -> None:
+        self.pixfit_config = config
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in gunicorn_settings(self.pixfit_config).items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Any:
+        return create_app(self.pixfit_config)
+
+
+def gunicorn_settings(config: Config) -> dict[str, Any]:
+    """gunicorn settings that follow from the pixfit config."""
+    limits = config.limits
+    return {
+        "bind": [f"{config.server.host}:{config.server.port}"],
+        "workers": config.server.workers,
+        # Threads, not more processes: libvips releases the GIL, and a thread per queued
+        # render lets the limiter answer 503 instead of leaving clients in the accept queue.
+        "worker_class": "gthread",
+        "threads": limits.max_concurrent + limits.max_queue,
+        # A worker is only killed if a request outlives the render and fetch deadlines.
+        "timeout": int(limits.render_timeout + config.source.fetch_timeout + 10),
+        "graceful_timeout": 10,
+        "keepalive": 5,
+        # Recycle workers now and then so that slow heap growth can never accumulate.
+        "max_requests": 5000,
+        "max_requests_jitter": 500,
+        "accesslog": None,  # pixfit writes its own access log ([log] access_file)
+        "post_fork": _limit_malloc_arenas,
+        "proc_name": "pixfit",
+        "control_socket_disable": True,  # no gunicornc; one socket path per user would clash
+    }
+
+
+def _limit_malloc_arenas(_server: Any, _worker: Any) -> None:
+    path = ctypes.util.find_library("c")
+    if path:
+        ctypes.CDLL(path).mallopt(_M_ARENA_MAX, 2)
+
+
+def serve(config: Config) -> None:
+    """Run gunicorn in the foreground until it is stopped."""
+    PixfitServer(config).run()
