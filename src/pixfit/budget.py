@@ -81,6 +81,8 @@ def _search_quality(
         return first, first, 1
     fits: Encoded | None = None
     fails = first
+    # The failing encode before `fails`, for the slope while nothing fits yet.
+    above: Encoded | None = None
     predicted = quality_max - math.log(first.size / (AIM * budget)) / PRIOR_SLOPE
     encodes = 1
     while encodes < MAX_ENCODES_PER_SIZE:
@@ -93,17 +95,27 @@ def _search_quality(
         if trial.size <= budget:
             fits = trial
         else:
-            fails = trial
+            above, fails = fails, trial
         if fits is None and fails.quality == quality_min:
             break
-        predicted = _interpolate(fits, fails, budget, quality_min)
+        predicted = _interpolate(fits, fails, above, budget, quality_min)
     return fits, fits or fails, encodes
 
 
-def _interpolate(fits: Encoded | None, fails: Encoded, budget: int, quality_min: int) -> float:
+def _interpolate(
+    fits: Encoded | None, fails: Encoded, above: Encoded | None, budget: int, quality_min: int
+) -> float:
     """Quality where log(size) crosses the aimed budget, by the secant through two encodes."""
     if fits is None:
-        return fails.quality - math.log(fails.size / (AIM * budget)) / PRIOR_SLOPE
+        # Extrapolate down along the slope of the last two failures. The prior alone
+        # overstates the slope at low qualities, so the steps fell short and the search
+        # shrank the image while quality_min at full size would have fitted.
+        slope = PRIOR_SLOPE
+        if above is not None:
+            slope = (math.log(above.size) - math.log(fails.size)) / (above.quality - fails.quality)
+        if slope <= 0:
+            return quality_min  # quality does not buy bytes here (a PNG palette): try the floor
+        return fails.quality - math.log(fails.size / (AIM * budget)) / slope
     if fails.quality - fits.quality <= 1:
         return fits.quality
     slope = (math.log(fails.size) - math.log(fits.size)) / (fails.quality - fits.quality)

@@ -110,6 +110,10 @@ class SecurityConfig:
     signing_keys: tuple[str, ...] = ()
     # Reject unknown query options instead of ignoring them.
     strict_options: bool = True
+    # When set, the only values w/h and q may take, so nobody can fill a cache with every
+    # width from 1 to 8192 (empty allows any value in range).
+    allowed_widths: tuple[int, ...] = ()
+    allowed_qualities: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

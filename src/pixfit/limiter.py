@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from pixfit.errors import Overloaded
@@ -12,7 +12,14 @@ from pixfit.errors import Overloaded
 class RenderSlots:
     """At most `concurrent` renders run; at most `queue` wait; the rest are refused."""
 
-    def __init__(self, concurrent: int, queue: int, wait_seconds: float) -> None:
+    def __init__(
+        self,
+        concurrent: int,
+        queue: int,
+        wait_seconds: float,
+        on_queue_change: Callable[[int], None] = lambda _: None,
+    ) -> None:
+        self._on_queue_change = on_queue_change
         self._slots = threading.BoundedSemaphore(concurrent)
         self._lock = threading.Lock()
         self._queue = queue
@@ -27,11 +34,13 @@ class RenderSlots:
                 if self.waiting >= self._queue:
                     raise Overloaded("Too many renders are queued; retry shortly")
                 self.waiting += 1
+                self._on_queue_change(self.waiting)
             try:
                 acquired = self._slots.acquire(timeout=self._wait_seconds)
             finally:
                 with self._lock:
                     self.waiting -= 1
+                    self._on_queue_change(self.waiting)
             if not acquired:
                 raise Overloaded("No render slot came free in time; retry shortly")
         try:

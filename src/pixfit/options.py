@@ -120,6 +120,18 @@ def parse_options(
     return Options(**values)  # type: ignore[arg-type]
 
 
+def check_allowlists(options: Options, widths: tuple[int, ...], qualities: tuple[int, ...]) -> None:
+    """Refuse sizes and qualities outside the operator's lists (empty lists allow all)."""
+    for name, value, allowed in (
+        ("w", options.width, widths),
+        ("h", options.height, widths),
+        ("q", options.quality, qualities),
+    ):
+        if allowed and value is not None and value not in allowed:
+            listed = ", ".join(map(str, sorted(allowed)))
+            raise _bad(name, str(value), f"one of {listed}")
+
+
 def _bad(name: str, raw: str, expected: str) -> BadOption:
     return BadOption(f"Expected {expected} for {name} but received {raw!r}")
 

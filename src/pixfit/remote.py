@@ -165,6 +165,10 @@ class UrlSource:
         if self.max_bytes <= 0 or self.timeout <= 0 or self.max_redirects < 0:
             raise ValueError("max_bytes and timeout must be positive, max_redirects >= 0")
 
+    def identify(self, ref: str) -> None:
+        """Unknown until fetched: the upstream's validators come with its answer."""
+        return None
+
     def open(self, ref: str) -> SourceImage:
         """Fetch `ref`, checking scheme, host and address again on every redirect."""
         deadline = time.monotonic() + self.timeout

@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import os
+import tempfile
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from pixfit.config import Config
-from pixfit.web import create_app
 
 # glibc's mallopt parameter for the arena count. Many arenas fragment badly with libvips'
 # threads; two is the usual fix (the MALLOC_ARENA_MAX=2 advice, applied after start-up,
 # where the environment variable would come too late).
 _M_ARENA_MAX = -8
+# prometheus_client's switch to metrics shared by all workers through files in a folder.
+MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 class PixfitServer(BaseApplication):  # type: ignore[misc]
@@ -29,6 +32,9 @@ class PixfitServer(BaseApplication):  # type: ignore[misc]
             self.cfg.set(key, value)
 
     def load(self) -> Any:
+        # Imported here, after `serve` has chosen the metrics folder (see metrics.py).
+        from pixfit.web import create_app  # noqa: PLC0415
+
         return create_app(self.pixfit_config)
 
 
@@ -51,6 +57,7 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         "max_requests_jitter": 500,
         "accesslog": None,  # pixfit writes its own access log ([log] access_file)
         "post_fork": _limit_malloc_arenas,
+        "child_exit": _forget_worker,
         "proc_name": "pixfit",
         "control_socket_disable": True,  # no gunicornc; one socket path per user would clash
     }
@@ -64,4 +71,17 @@ def _limit_malloc_arenas(_server: Any, _worker: Any) -> None:
 
 def serve(config: Config) -> None:
     """Run gunicorn in the foreground until it is stopped."""
-    PixfitServer(config).run()
+    if os.environ.get(MULTIPROCESS_ENV):
+        PixfitServer(config).run()
+        return
+    # Workers share metrics through files in a fresh folder per server run.
+    with tempfile.TemporaryDirectory(prefix="pixfit-metrics-") as folder:
+        os.environ[MULTIPROCESS_ENV] = folder
+        PixfitServer(config).run()
+
+
+def _forget_worker(_server: Any, worker: Any) -> None:
+    # Drop a dead worker's live gauges (the queue length) from the sums.
+    from prometheus_client import multiprocess  # noqa: PLC0415
+
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

@@ -24,8 +24,20 @@ class SourceImage:
     modified: datetime | None
 
 
+@dataclass(frozen=True, slots=True)
+class SourceStamp:
+    """What identifies a source's current version, known without reading its bytes."""
+
+    identity: str
+    modified: datetime | None
+
+
 class Source(Protocol):
     """Anything that turns a reference (a path or a URL) into source bytes."""
+
+    def identify(self, ref: str) -> SourceStamp | None:
+        """The stamp `open` would give, if it can be known cheaply; else None."""
+        ...
 
     def open(self, ref: str) -> SourceImage:
         """Return the bytes for `ref`, or raise a `PixfitError` subclass."""
@@ -39,27 +51,39 @@ class LocalSource:
         self.root = root.resolve()
         self.max_bytes = max_bytes
 
+    def identify(self, ref: str) -> SourceStamp:
+        """The file's stamp from its metadata alone (path, size and mtime)."""
+        path = self._locate(ref)
+        try:
+            return self._stamp(path, path.stat(), ref)
+        except (FileNotFoundError, NotADirectoryError):
+            raise NotFound(f"No image named {ref!r}") from None
+        except PermissionError:
+            raise Forbidden(f"Image {ref!r} is not readable") from None
+
     def open(self, ref: str) -> SourceImage:
         """Read `ref`, a relative URL path, refusing any way out of the root."""
         path = self._locate(ref)
         try:
             with path.open("rb") as handle:
-                stat = os.fstat(handle.fileno())
-                if not S_ISREG(stat.st_mode):
-                    raise NotFound(f"No image named {ref!r}")
-                if stat.st_size > self.max_bytes:
-                    raise TooLarge(
-                        f"Expected at most {self.max_bytes} source bytes but {ref!r} is larger"
-                    )
+                stamp = self._stamp(path, os.fstat(handle.fileno()), ref)
                 data = handle.read(self.max_bytes + 1)
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise NotFound(f"No image named {ref!r}") from None
         except PermissionError:
             raise Forbidden(f"Image {ref!r} is not readable") from None
-        modified = datetime.fromtimestamp(stat.st_mtime, tz=UTC)
+        return SourceImage(data, stamp.identity, stamp.modified)
+
+    def _stamp(self, path: Path, stat: os.stat_result, ref: str) -> SourceStamp:
+        if not S_ISREG(stat.st_mode):
+            raise NotFound(f"No image named {ref!r}")
+        if stat.st_size > self.max_bytes:
+            raise TooLarge(f"Expected at most {self.max_bytes} source bytes but {ref!r} is larger")
         relative = path.relative_to(self.root).as_posix()
-        identity = f"file:{relative}|{stat.st_size}|{stat.st_mtime_ns}"
-        return SourceImage(data, identity, modified)
+        return SourceStamp(
+            identity=f"file:{relative}|{stat.st_size}|{stat.st_mtime_ns}",
+            modified=datetime.fromtimestamp(stat.st_mtime, tz=UTC),
+        )
 
     def _locate(self, ref: str) -> Path:
         # Refuse the spellings of escape before touching the disk: NUL bytes, backslashes

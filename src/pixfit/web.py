@@ -11,17 +11,20 @@ from html import escape
 from flask import Blueprint, Flask, Response, g, request, url_for
 from werkzeug.exceptions import HTTPException
 
+from pixfit import metrics
+from pixfit.cache import make_cache
 from pixfit.config import Config
 from pixfit.errors import BadOption, Overloaded, PixfitError
 from pixfit.hints import ACCEPT_CH, ClientHints
 from pixfit.limiter import RenderSlots
 from pixfit.logs import ACCESS_LOGGER, APP_LOGGER, configure_logging
-from pixfit.options import parse_options
+from pixfit.options import check_allowlists, parse_options
 from pixfit.planner import Plan, plan
 from pixfit.profiles import NetworkClass
 from pixfit.remote import UrlSource
 from pixfit.render import Rendered, render_plan
-from pixfit.sources import LocalSource, Source, SourceImage
+from pixfit.signing import verify
+from pixfit.sources import LocalSource, Source, SourceStamp
 
 log = logging.getLogger(APP_LOGGER)
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -37,6 +40,7 @@ def create_app(config: Config | None = None, *, prefix: str | None = None) -> Fl
     app = Flask("pixfit")
     app.register_blueprint(blueprint(config), url_prefix=prefix or None)
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
+    app.add_url_rule("/metrics", "metrics", _metrics)
     if prefix:
         files = LocalSource(config.source.root, config.source.max_source_bytes)
         app.add_url_rule("/", "home", lambda: _home(files))
@@ -60,7 +64,7 @@ def blueprint(config: Config | None = None) -> Blueprint:
 
 
 class ImageService:
-    """The image routes' state: the sources and the render slots."""
+    """The image routes' state: the sources, the render slots and the result cache."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
@@ -72,7 +76,10 @@ class ImageService:
             max_bytes=config.source.max_source_bytes,
         )
         limits = config.limits
-        self.slots = RenderSlots(limits.max_concurrent, limits.max_queue, limits.render_timeout)
+        self.slots = RenderSlots(
+            limits.max_concurrent, limits.max_queue, limits.render_timeout, metrics.QUEUED.set
+        )
+        self.cache = make_cache(config.cache)
 
     def local(self, path: str) -> Response:
         """GET {prefix}/<path>: an image under the root."""
@@ -86,42 +93,91 @@ class ImageService:
         return self._serve(self.urls, url)
 
     def _serve(self, source: Source, ref: str) -> Response:
+        args = _single_values()
+        security = self.config.security
+        if security.signing_keys:
+            verify(security.signing_keys, request.script_root + request.path, args)
         options = parse_options(
-            _single_values(),
+            args,
             max_edge=self.config.limits.max_output_edge,
-            strict=self.config.security.strict_options,
+            strict=security.strict_options,
             ignore=_OWN_KEYS,
         )
+        check_allowlists(options, security.allowed_widths, security.allowed_qualities)
         planned = plan(options, ClientHints.from_headers(dict(request.headers)), self.config)
         g.pixfit_class = planned.network
+
+        # Answer from the stamp alone where the source can give one (files): a 304 or a
+        # cache hit then costs a stat, with no read and no decode.
+        known = source.identify(ref)
+        if known is not None and (early := self._answer_early(known, planned)):
+            return early
         started = time.perf_counter()
         image = source.open(ref)
         fetch_ms = (time.perf_counter() - started) * 1000
-        etag = hashlib.sha256(f"{image.identity}\n{planned.key}".encode()).hexdigest()[:32]
-        if request.if_none_match.contains_weak(etag):
-            response = Response(status=304)
-            self._cache_headers(response, etag, planned, image)
-            return response
+        metrics.SOURCE_BYTES.inc(len(image.data))
+        stamp = SourceStamp(image.identity, image.modified)
+        if known is None and (early := self._answer_early(stamp, planned)):
+            return early
         if planned.passthrough:
             rendered = render_plan(image.data, planned, self.config.limits)
         else:
             with self.slots.slot():
                 rendered = render_plan(image.data, planned, self.config.limits)
+            self.cache.put(_etag(stamp, planned), rendered)
         g.pixfit_render_ms = rendered.timings.decode_ms + rendered.timings.encode_ms
+        metrics.RENDER_SECONDS.observe(g.pixfit_render_ms / 1000)
+        timing = (
+            f"fetch;dur={fetch_ms:.1f}, "
+            f'decode;dur={rendered.timings.decode_ms:.1f};desc="decode+resize", '
+            f"encode;dur={rendered.timings.encode_ms:.1f}"
+        )
+        return self._image_response(rendered, stamp, planned, timing)
+
+    def _answer_early(self, stamp: SourceStamp, planned: Plan) -> Response | None:
+        """A 304 or a cached variant, if either answers the request."""
+        etag = _etag(stamp, planned)
+        if request.if_none_match.contains_weak(etag):
+            response = Response(status=304)
+            self._cache_headers(response, stamp, planned)
+            return response
+        if planned.passthrough:
+            return None
+        cached = self.cache.get(etag)
+        metrics.CACHE.labels("miss" if cached is None else "hit").inc()
+        if cached is None:
+            return None
+        return self._image_response(cached, stamp, planned, 'cache;desc="hit"')
+
+    def _image_response(
+        self, rendered: Rendered, stamp: SourceStamp, planned: Plan, timing: str
+    ) -> Response:
         response = Response(rendered.data, mimetype=rendered.media_type)
-        self._cache_headers(response, etag, planned, image)
-        _pixfit_headers(response, rendered, fetch_ms)
+        self._cache_headers(response, stamp, planned)
+        response.headers["Server-Timing"] = timing
+        response.headers["X-Pixfit-Class"] = str(rendered.network)
+        response.headers["X-Pixfit-Quality"] = str(rendered.quality or "original")
+        response.headers["X-Pixfit-Budget"] = _budget_verdict(rendered)
         return response
 
-    def _cache_headers(
-        self, response: Response, etag: str, planned: Plan, image: SourceImage
-    ) -> None:
-        response.set_etag(etag)
-        if image.modified:
-            response.last_modified = image.modified
+    def _cache_headers(self, response: Response, stamp: SourceStamp, planned: Plan) -> None:
+        response.set_etag(_etag(stamp, planned))
+        if stamp.modified:
+            response.last_modified = stamp.modified
         response.headers["Cache-Control"] = self.config.server.cache_control
         response.headers["Vary"] = ", ".join(planned.vary)
         response.headers["Accept-CH"] = ", ".join(ACCEPT_CH)
+
+
+def _etag(stamp: SourceStamp, planned: Plan) -> str:
+    """Strong validator (and cache key): the source version plus the normalised plan."""
+    return hashlib.sha256(f"{stamp.identity}\n{planned.key}".encode()).hexdigest()[:32]
+
+
+def _budget_verdict(rendered: Rendered) -> str:
+    if rendered.budget is None:
+        return "none"
+    return f"{rendered.budget} {'met' if rendered.budget_met else 'exceeded'}"
 
 
 def problem(error: PixfitError) -> Response:
@@ -140,21 +196,6 @@ def _single_values() -> dict[str, str]:
             raise BadOption(f"Expected option {key!r} once but received it {len(items)} times")
         values[key] = items[0]
     return values
-
-
-def _pixfit_headers(response: Response, rendered: Rendered, fetch_ms: float) -> None:
-    timings = rendered.timings
-    response.headers["Server-Timing"] = (
-        f'fetch;dur={fetch_ms:.1f}, decode;dur={timings.decode_ms:.1f};desc="decode+resize", '
-        f"encode;dur={timings.encode_ms:.1f}"
-    )
-    response.headers["X-Pixfit-Class"] = str(rendered.network)
-    response.headers["X-Pixfit-Quality"] = str(rendered.quality) if rendered.quality else "original"
-    if rendered.budget is None:
-        response.headers["X-Pixfit-Budget"] = "none"
-    else:
-        verdict = "met" if rendered.budget_met else "exceeded"
-        response.headers["X-Pixfit-Budget"] = f"{rendered.budget} {verdict}"
 
 
 def _problem_response(status: int, title: str, detail: str) -> Response:
@@ -177,6 +218,9 @@ def _internal_error(error: Exception) -> Response:
 def _log_access(response: Response) -> Response:
     network: NetworkClass | None = g.get("pixfit_class")
     render_ms: float = g.get("pixfit_render_ms", 0.0)
+    metrics.REQUESTS.labels(str(response.status_code), str(network or "-")).inc()
+    if response.status_code == 200:
+        metrics.OUTPUT_BYTES.inc(response.content_length or 0)
     access_log.info(
         '%s "%s %s" %s %s class=%s render_ms=%.1f',
         request.remote_addr,
@@ -188,6 +232,10 @@ def _log_access(response: Response) -> Response:
         render_ms,
     )
     return response
+
+
+def _metrics() -> Response:
+    return Response(metrics.exposition(), mimetype="text/plain; version=0.0.4")
 
 
 def _home(files: LocalSource) -> Response:

@@ -1,0 +1,327 @@
+"""pixfit really runs under Apache mod_wsgi.
+
+`mod_wsgi-express` (pip's `mod_wsgi`, built by `make test` when Apache's `apxs` is present)
+starts a private Apache on a free port of 127.0.0.1, mounting a WSGI script file that imports
+`pixfit.wsgi` at /images, exactly as `WSGIScriptAlias /images` does in production. The tests
+then talk HTTP to it. The only reason to skip is a machine without Apache's dev files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from email.message import Message
+from pathlib import Path
+
+import pytest
+import pyvips
+
+import pixfit
+
+EXPRESS = Path(sys.prefix) / "bin" / "mod_wsgi-express"
+IS_ROOT = os.geteuid() == 0
+# Every wait is bounded, so a broken Apache fails the run instead of hanging it.
+START_TIMEOUT = 30.0
+REQUEST_TIMEOUT = 20.0
+STOP_TIMEOUT = 20.0
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: Message
+    body: bytes
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    # Report a redirect as it is instead of following it somewhere else.
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+# No proxy: CI may set http_proxy, and 127.0.0.1 must be reached directly.
+_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+
+
+def _get(url: str) -> Reply:
+    try:
+        with _OPENER.open(url, timeout=REQUEST_TIMEOUT) as response:
+            return Reply(response.status, response.headers, response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            return Reply(error.code, error.headers, error.read())
+
+
+@dataclass
+class Apache:
+    base: str  # http://127.0.0.1:PORT/images
+    source: Path  # the JPEG being served, as photo.jpg
+    log: Path  # Apache's error log, which includes pixfit's own stderr
+
+    def get(self, path: str) -> Reply:
+        return _get(self.base + path)
+
+    @contextlib.contextmanager
+    def log_on_failure(self) -> Iterator[None]:
+        """Print Apache's log if the block fails; pytest shows it under the failure."""
+        try:
+            yield
+        except BaseException:
+            print(f"--- {self.log} ---\n{self.log.read_text(errors='replace')}")
+            raise
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _closed_to_others(paths: list[Path]) -> list[Path]:
+    """Directories on the way to `paths` that users other than the owner cannot traverse."""
+    closed: list[Path] = []
+    for path in paths:
+        for directory in [path, *path.parents]:
+            if directory.is_dir() and not directory.stat().st_mode & stat.S_IXOTH:
+                closed.append(directory)
+    return sorted(set(closed))
+
+
+def _group_alive(pgid: int) -> list[int]:
+    """Live (not zombie) processes in process group `pgid`, read from /proc."""
+    alive = []
+    for entry in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # pid (comm) state ppid pgrp ...; comm may hold spaces, so split after ")".
+            fields = entry.read_text().rpartition(")")[2].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                alive.append(int(entry.parent.name))
+    return alive
+
+
+def _wait_group_gone(pgid: int, timeout: float) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (alive := _group_alive(pgid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return alive
+
+
+@pytest.fixture(scope="module")
+def apache() -> Iterator[Apache]:
+    if not EXPRESS.exists():
+        if shutil.which("apxs") or Path("/usr/bin/apxs").exists():
+            pytest.fail(f"apxs is installed but {EXPRESS} is missing: run `make test`")
+        pytest.skip("Apache dev files (apxs) missing, so mod_wsgi is not installed")
+    if IS_ROOT:
+        # Apache refuses to serve as root, so the app runs as www-data, which must reach
+        # the Python, the venv and the source tree (an editable install) to import pixfit.
+        closed = _closed_to_others(
+            [Path(sys.base_prefix), Path(sys.prefix), Path(pixfit.__file__).parent]
+        )
+        if closed:
+            pytest.fail(
+                "www-data cannot traverse "
+                + ", ".join(map(str, closed))
+                + ": `chmod o+x` them (.ci/run does so for the Python and the checkout)"
+            )
+
+    # Our own temp dir, not pytest's tmp_path: /tmp/pytest-of-root is mode 700 (and pytest
+    # resets it), and mkdtemp makes 700 too, so open it up for www-data: 755 directories,
+    # 644 files. Nothing secret goes in it.
+    tmp = Path(tempfile.mkdtemp(prefix="pixfit-mod-wsgi-"))
+    try:
+        yield from _serve(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _serve(tmp: Path) -> Iterator[Apache]:
+    tmp.chmod(0o755)
+    images = tmp / "images"
+    images.mkdir(mode=0o755)
+    images.chmod(0o755)  # mkdir's mode is masked by the umask
+    source = images / "photo.jpg"
+    pyvips.Image.black(1200, 800, bands=3).draw_rect(
+        [200, 120, 40], 300, 200, 600, 400, fill=True
+    ).write_to_file(str(source), Q=90)
+    source.chmod(0o644)
+    # A symlink out of the root: pixfit must refuse it like any other way out.
+    (images / "escape.jpg").symlink_to("/etc/passwd")
+
+    # The WSGI script file, as deploy/pixfit.wsgi: mod_wsgi's --setenv (SetEnv) only reaches
+    # each request's WSGI environ, never os.environ where pixfit reads its configuration.
+    script = tmp / "pixfit.wsgi"
+    script.write_text(
+        textwrap.dedent(f"""\
+            import os
+
+            os.environ["PIXFIT_SOURCE_ROOT"] = {str(images)!r}
+            from pixfit.wsgi import application  # noqa: E402
+            """)
+    )
+    script.chmod(0o644)
+
+    server_root = tmp / "apache"
+    log = tmp / "apache.log"
+    port = _free_port()
+    command = [
+        str(EXPRESS),
+        "start-server",
+        str(script),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--mount-point",
+        "/images",
+        "--server-root",
+        str(server_root),
+        "--log-to-terminal",
+        "--locale",
+        "C.UTF-8",
+        "--processes",
+        "1",
+        "--threads",
+        "2",
+        "--startup-timeout",
+        "20",
+        "--shutdown-timeout",
+        "5",
+    ]
+    if IS_ROOT:
+        command += ["--user", "www-data", "--group", "www-data"]
+    # A clean environment for Apache: no PIXFIT_* from the caller, and a locale that exists.
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIXFIT_")}
+    env.update(LC_ALL="C.UTF-8", LANG="C.UTF-8")
+
+    with open(log, "wb") as log_file:
+        # Its own session, so that the whole Apache process group can be found and killed.
+        process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    server = Apache(f"http://127.0.0.1:{port}/images", source, log)
+    try:
+        _wait_ready(server, process)
+        yield server
+    finally:
+        _stop(process, server_root, env, log)
+
+
+def _wait_ready(server: Apache, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            reply = server.get("/photo.jpg")
+        except OSError as error:  # refused while Apache starts
+            last = repr(error)
+        else:
+            if reply.status == 200:
+                return
+            last = f"{reply.status} {reply.body[:500]!r}"
+        time.sleep(0.25)
+    pytest.fail(
+        f"mod_wsgi-express not serving after {START_TIMEOUT:.0f} s "
+        f"(exit code {process.poll()}, last: {last}); log:\n"
+        + server.log.read_text(errors="replace")
+    )
+
+
+def _stop(
+    process: subprocess.Popen[bytes], server_root: Path, env: dict[str, str], log: Path
+) -> None:
+    """`apachectl stop`, then make sure the whole process group is gone, all bounded."""
+    apachectl = server_root / "apachectl"
+    if apachectl.exists() and process.poll() is None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            subprocess.run(
+                [str(apachectl), "stop"],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                capture_output=True,
+                timeout=STOP_TIMEOUT,
+                check=False,
+            )
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=STOP_TIMEOUT)
+    left = _wait_group_gone(process.pid, 5.0)
+    if left or process.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)
+        _wait_group_gone(process.pid, 5.0)
+        pytest.fail(
+            f"Apache (pids {left or [process.pid]}) outlived `apachectl stop` and was killed; "
+            "log:\n" + log.read_text(errors="replace")
+        )
+
+
+def test_resizes_and_converts_to_webp(apache: Apache) -> None:
+    with apache.log_on_failure():
+        reply = apache.get("/photo.jpg?w=300&format=webp")
+        assert reply.status == 200, reply.body[:1000]
+        assert reply.headers["Content-Type"] == "image/webp"
+        assert int(reply.headers["Content-Length"]) == len(reply.body)
+        image = pyvips.Image.new_from_buffer(reply.body, "")
+        assert (image.width, image.height) == (300, 200)
+
+
+def test_original_bytes_without_options(apache: Apache) -> None:
+    with apache.log_on_failure():
+        reply = apache.get("/photo.jpg")
+        assert reply.status == 200, reply.body[:1000]
+        assert reply.headers["Content-Type"] == "image/jpeg"
+        assert reply.body == apache.source.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../etc/passwd",
+        "/%2e%2e/etc/passwd",
+        "/..%2f..%2f..%2fetc%2fpasswd",
+        "/..%5c..%5c..%5cetc%5cpasswd",
+        "/escape.jpg",
+    ],
+)
+def test_no_way_out_of_the_root(apache: Apache, path: str) -> None:
+    # Apache answers the first three itself (it merges dot segments and refuses encoded
+    # slashes, with 404); the backslashes and the symlink reach pixfit, which says 403.
+    # Either way nothing outside the image root may be served.
+    with apache.log_on_failure():
+        reply = apache.get(path)
+        assert reply.status in (403, 404), (reply.status, reply.body[:1000])
+        assert b"root:" not in reply.body
+
+
+def test_bad_option_is_a_problem(apache: Apache) -> None:
+    with apache.log_on_failure():
+        reply = apache.get("/photo.jpg?w=abc")
+        assert reply.status == 400, reply.body[:1000]
+        assert reply.headers["Content-Type"].startswith("application/problem+json")
+        problem = json.loads(reply.body)
+        assert problem["status"] == 400
+        assert "abc" in problem["detail"]
+        assert str(apache.source.parent) not in reply.body.decode()
