@@ -10,6 +10,7 @@ from pathlib import Path
 
 import tomli_w
 
+from pixfit import batch
 from pixfit.config import Config, ConfigError
 from pixfit.errors import PixfitError
 from pixfit.render import render
@@ -78,6 +79,16 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _batch(args: argparse.Namespace, config: Config) -> int:
+    variants = batch.parse_variants(args.variants, option_args(args), config)
+    headers = {"Accept": args.accept} if args.accept else {}
+    summary = batch.run_batch(
+        Path(args.src_dir), Path(args.out_dir), variants, config,
+        hints=headers, jobs=args.jobs, force=args.force,
+    )  # fmt: skip
+    return 1 if summary.failed else 0
+
+
 def _serve(args: argparse.Namespace, config: Config) -> int:
     # Flags beat the environment, which beats the file: apply them last.
     server = {key: getattr(args, key) for key in ("host", "port", "workers") if getattr(args, key)}
@@ -112,6 +123,21 @@ def _parser() -> argparse.ArgumentParser:
     render_cmd.add_argument("input", help="source image file")
     render_cmd.add_argument("-o", "--output", required=True, help="output file, or - for stdout")
     add_option_flags(render_cmd)
+
+    batch_cmd = command("batch", _batch, "pre-render every image under a folder")
+    batch_cmd.epilog = batch.__doc__
+    batch_cmd.formatter_class = argparse.RawDescriptionHelpFormatter
+    batch_cmd.add_argument("src_dir", metavar="SRC_DIR", help="folder of source images")
+    batch_cmd.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the variants to")
+    batch_cmd.add_argument(
+        "--variants",
+        metavar="LIST",
+        help='every combination of the values, e.g. "w=320,640;format=webp,jpeg" '
+        '(";" separates options, "," values); the flags below apply to each',
+    )
+    batch_cmd.add_argument("--jobs", type=int, help="renders at once (default: one per core)")
+    batch_cmd.add_argument("--force", action="store_true", help="re-render up-to-date outputs")
+    add_option_flags(batch_cmd)
 
     serve_cmd = command("serve", _serve, "serve images over HTTP with gunicorn")
     serve_cmd.add_argument("--root", help="folder of images to serve")

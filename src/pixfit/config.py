@@ -70,6 +70,9 @@ class LimitsConfig:
 
     # Largest source accepted, in pixels (width x height), checked before decoding.
     max_pixels: int = 100_000_000
+    # Most frames or pages a source may declare (only the first is rendered, but parsing
+    # every frame's header still costs time).
+    max_pages: int = 1000
     # Longest edge any output may have, in device pixels; also the upper bound of w and h.
     max_output_edge: int = 8192
     # Renders running at once in one worker process.

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pyvips
 
+from pixfit.config import LimitsConfig
 from pixfit.errors import CorruptImage, Overloaded, TooLarge
 from pixfit.formats import SourceFormat, keeps_alpha, sniff
 from pixfit.geometry import Geometry, crop_offset
@@ -43,20 +44,29 @@ class Job:
 Step = Callable[[pyvips.Image, Job], pyvips.Image]
 
 
-def inspect(data: bytes, max_pixels: int) -> SourceInfo:
+def inspect(data: bytes, limits: LimitsConfig) -> SourceInfo:
     """Sniff the format and read the header; refuse oversized sources before decoding."""
     source_format = sniff(data)
     try:
         header = pyvips.Image.new_from_buffer(data, "", access="sequential")
-        orientation = header.get("orientation") if header.get_typeof("orientation") else 1
+        orientation = _metadata(header, "orientation", 1)
+        pages = _metadata(header, "n-pages", 1)
     except pyvips.Error:
         raise CorruptImage("Expected a readable image header but the data is corrupt") from None
     width, height = header.width, header.height
-    if width * height > max_pixels:
-        raise TooLarge(f"Expected at most {max_pixels} source pixels but received {width}x{height}")
+    if width * height > limits.max_pixels:
+        raise TooLarge(
+            f"Expected at most {limits.max_pixels} source pixels but received {width}x{height}"
+        )
+    if pages > limits.max_pages:
+        raise TooLarge(f"Expected at most {limits.max_pages} frames but received {pages}")
     if orientation in _QUARTER_TURNS:
         width, height = height, width
     return SourceInfo(source_format, width, height, header.hasalpha())
+
+
+def _metadata(header: pyvips.Image, name: str, default: int) -> int:
+    return int(header.get(name)) if header.get_typeof(name) else default
 
 
 def decode(data: bytes, job: Job, deadline: float) -> pyvips.Image:

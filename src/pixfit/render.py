@@ -67,7 +67,7 @@ class Rendered:
 def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
     """Render source bytes by a plan (the web layer's entry point)."""
     start = time.perf_counter()
-    info = inspect(data, limits.max_pixels)
+    info = inspect(data, limits)
     if plan.passthrough:
         return Rendered(
             data, MEDIA_TYPES[info.format], info.width, info.height, plan.network,
