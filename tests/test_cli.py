@@ -4,8 +4,8 @@ import sys
 import tomllib
 from pathlib import Path
 
-import pyvips
 import pytest
+import pyvips
 
 from pixfit.config import SAMPLES_DIR
 

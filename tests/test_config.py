@@ -77,7 +77,7 @@ def test_environment_variables(environ: dict[str, str], check) -> None:  # type:
         ({"PIXFIT_CACHE_KIND": "redis2"}, "cache.kind must be one of none, memory, disk"),
         ({"PIXFIT_SOURCE_ALLOW_PRIVATE_NETWORKS": "maybe"}, "must be true or false"),
         ({"PIXFIT_PROFILES_5G_BUDGET": "1"}, "unknown network class"),
-        ({"PIXFIT_PROFILES_3G_QUALITY_MIN": "90"}, "quality_min <= quality_max"),
+        ({"PIXFIT_PROFILES_3G_QUALITY_MIN": "90"}, r"quality_min <= quality_max"),
         ({"PIXFIT_LIMITS_MAX_PIXELS": "-1"}, "non-negative"),
         ({"PIXFIT_SERVER_PREFIX": "images/"}, "server.prefix must start with /"),
         ({"PIXFIT_LOG_LEVEL": "loud"}, "log.level"),
@@ -92,7 +92,7 @@ def test_bad_values_fail_with_their_name(environ: dict[str, str], message: str) 
 def test_bad_toml_names_the_key(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[limits]\nmax_pixls = 5\n")
-    with pytest.raises(ConfigError, match="limits.max_pixls"):
+    with pytest.raises(ConfigError, match=r"limits\.max_pixls"):
         Config.from_toml(path)
     path.write_text("[limits\n")
     with pytest.raises(ConfigError, match="not valid TOML"):

@@ -1,6 +1,9 @@
 """pixfit: fit each image to the client's box, screen and network."""
 
+from typing import Any
+
 from pixfit.config import Config, ConfigError
+from pixfit.embed import image_url, srcset
 from pixfit.errors import PixfitError
 from pixfit.hints import ClientHints
 from pixfit.options import Fit, Gravity, Options, OutputFormat, parse_options
@@ -22,8 +25,22 @@ __all__ = [
     "Profile",
     "Rendered",
     "Timings",
+    "blueprint",
+    "create_app",
+    "image_url",
     "parse_options",
     "plan",
     "render",
     "render_plan",
+    "srcset",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The web entry points load Flask (and the metrics) only when asked for, so the
+    # library stays light and `pixfit serve` can set up shared metrics before the import.
+    if name in ("create_app", "blueprint"):
+        from pixfit import web  # noqa: PLC0415
+
+        return getattr(web, name)
+    raise AttributeError(f"module 'pixfit' has no attribute {name!r}")

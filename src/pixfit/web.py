@@ -6,14 +6,17 @@ import hashlib
 import json
 import logging
 import time
+from functools import partial
 from html import escape
 
 from flask import Blueprint, Flask, Response, g, request, url_for
+from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
 from pixfit import metrics
 from pixfit.cache import make_cache
 from pixfit.config import Config
+from pixfit.embed import image_url, srcset
 from pixfit.errors import BadOption, Overloaded, PixfitError
 from pixfit.hints import ACCEPT_CH, ClientHints
 from pixfit.limiter import RenderSlots
@@ -60,6 +63,20 @@ def blueprint(config: Config | None = None) -> Blueprint:
     pixfit.register_error_handler(HTTPException, _http_problem)
     pixfit.register_error_handler(Exception, _internal_error)
     pixfit.after_request(_log_access)
+
+    # Templates of the host app can write {{ pixfit_url("a.jpg", w=400) }} and
+    # {{ pixfit_srcset("a.jpg", widths=[320, 640]) }}; the prefix is wherever this
+    # blueprint is mounted, and URLs are signed when keys are configured.
+    @pixfit.record
+    def _template_helpers(state: BlueprintSetupState) -> None:
+        prefix = state.url_prefix or ""
+        state.app.add_template_global(
+            partial(image_url, config=config, prefix=prefix), "pixfit_url"
+        )
+        state.app.add_template_global(
+            partial(srcset, config=config, prefix=prefix), "pixfit_srcset"
+        )
+
     return pixfit
 
 
