@@ -1,4 +1,4 @@
-"""The `pixfit` command: render, config (and serve, batch, sign as they land)."""
+"""The `pixfit` command: render, batch, serve, sign and config."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from pixfit.config import Config, ConfigError
 from pixfit.errors import PixfitError
 from pixfit.render import render
 from pixfit.serve import serve
+from pixfit.signing import sign_url
 
 # Every HTTP option is a long flag of the same name; aliases stay aliases.
 OPTION_FLAGS = (
@@ -99,6 +100,14 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _sign(args: argparse.Namespace, config: Config) -> int:
+    keys = config.security.signing_keys
+    if not keys:
+        raise ConfigError("security.signing_keys is empty: nothing to sign with")
+    print(sign_url(args.url, keys[0]))
+    return 0
+
+
 def _config(args: argparse.Namespace, config: Config) -> int:
     print(tomli_w.dumps(config.as_dict()), end="")
     return 0
@@ -144,6 +153,11 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="port to bind (default 8080)")
     serve_cmd.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+
+    sign_cmd = command("sign", _sign, "print URL signed with the first of security.signing_keys")
+    sign_cmd.add_argument(
+        "url", help="an image URL, absolute or a path such as /images/a.jpg?w=300"
+    )
 
     command("config", _config, "print the effective configuration as TOML")
     return parser

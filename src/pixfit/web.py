@@ -7,9 +7,8 @@ import json
 import logging
 import time
 from functools import partial
-from html import escape
 
-from flask import Blueprint, Flask, Response, g, request, url_for
+from flask import Blueprint, Flask, Response, g, render_template, request, url_for
 from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
@@ -21,7 +20,7 @@ from pixfit.errors import BadOption, Overloaded, PixfitError
 from pixfit.hints import ACCEPT_CH, ClientHints
 from pixfit.limiter import RenderSlots
 from pixfit.logs import ACCESS_LOGGER, APP_LOGGER, configure_logging
-from pixfit.options import check_allowlists, parse_options
+from pixfit.options import Fit, check_allowlists, parse_options
 from pixfit.planner import Plan, plan
 from pixfit.profiles import NetworkClass
 from pixfit.remote import UrlSource
@@ -32,6 +31,9 @@ from pixfit.sources import LocalSource, Source, SourceStamp
 log = logging.getLogger(APP_LOGGER)
 access_log = logging.getLogger(ACCESS_LOGGER)
 
+# Width presets offered by the playground, in CSS pixels.
+PLAYGROUND_WIDTHS = (240, 320, 480, 640, 800, 1200)
+
 # Query keys the web layer reads itself; everything else is an image option.
 _OWN_KEYS = frozenset({"url", "sig"})
 
@@ -40,7 +42,7 @@ def create_app(config: Config | None = None, *, prefix: str | None = None) -> Fl
     """A Flask app serving images under `prefix` (the config's by default; "" at the root)."""
     config = config or Config()
     prefix = config.server.prefix if prefix is None else prefix
-    app = Flask("pixfit")
+    app = Flask(__name__, static_folder=None)
     app.register_blueprint(blueprint(config), url_prefix=prefix or None)
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
     app.add_url_rule("/metrics", "metrics", _metrics)
@@ -56,7 +58,15 @@ def blueprint(config: Config | None = None) -> Blueprint:
     config = config or Config()
     configure_logging(config.log)
     service = ImageService(config)
-    pixfit = Blueprint("pixfit", __name__)
+    # The playground's assets live under the mount point too, so it works wherever the
+    # blueprint is mounted (an image folder named `_static` would be shadowed).
+    pixfit = Blueprint(
+        "pixfit",
+        __name__,
+        template_folder="templates",
+        static_folder="static",
+        static_url_path="/_static",
+    )
     pixfit.add_url_rule("/", "index", service.index)
     pixfit.add_url_rule("/<path:path>", "image", service.local)
     pixfit.register_error_handler(PixfitError, problem)
@@ -256,21 +266,22 @@ def _metrics() -> Response:
 
 
 def _home(files: LocalSource) -> Response:
-    """A small index of the images under the root (the playground replaces it)."""
-    rows: list[str] = []
-    for name in files.names():
-        cells = []
-        for network in NetworkClass:
-            src = url_for("pixfit.image", path=name, w=320, bw=str(network))
-            caption = f"<figcaption>{network}</figcaption>"
-            cells.append(f'<figure><img src="{escape(src)}" width="320">{caption}</figure>')
-        rows.append(f"<h2>{escape(name)}</h2><div class=row>{''.join(cells)}</div>")
-    html = _PAGE.format(body="".join(rows) or "<p>No images under the root.</p>")
+    """The playground: every sample rendered for every network class, side by side."""
+    names = files.names()
+    html = render_template(
+        "playground.html",
+        prefix=url_for("pixfit.index").rstrip("/"),
+        # Original sizes come with the page: a request for the original would carry the
+        # browser's client hints (ECT...) and so be rendered for its network.
+        images=[(name, (files.root / name).stat().st_size) for name in names],
+        default_image="landscape.jpg" if "landscape.jpg" in names else None,
+        classes=[str(network) for network in NetworkClass],
+        widths=PLAYGROUND_WIDTHS,
+        heights=PLAYGROUND_WIDTHS,
+        fits=[str(fit) for fit in Fit],
+        dprs=(1, 1.5, 2, 3),
+        screens=("360x740", "768x1024", "1280x720", "1920x1080"),
+    )
     response = Response(html, mimetype="text/html")
     response.headers["Accept-CH"] = ", ".join(ACCEPT_CH)
     return response
-
-
-_PAGE = """<!doctype html><html lang=en><meta charset=utf-8><title>pixfit</title>
-<style>body{{font:15px system-ui;margin:2em}}.row{{display:flex;gap:1em;flex-wrap:wrap}}
-figure{{margin:0}}img{{background:#eee}}</style><h1>pixfit</h1>{body}</html>"""
