@@ -29,8 +29,8 @@ run: $(STAMP)
 	$(BIN)/pixfit serve
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests bench
-	$(BIN)/ruff format --check src tests bench
+	$(BIN)/ruff check src tests bench examples
+	$(BIN)/ruff format --check src tests bench examples
 	$(BIN)/mypy src
 
 test: lint $(MOD_WSGI)
