@@ -139,7 +139,8 @@ def _bad(name: str, raw: str, expected: str) -> BadOption:
 def _integer(low: int, high: int | None = None) -> Callable[[str, str, int], int]:
     def parse(name: str, raw: str, max_edge: int) -> int:
         top = max_edge if high is None else high
-        if not raw.isdigit() or not low <= int(raw) <= top:
+        # ASCII digits only: str.isdigit() also takes "²" and other scripts' digits.
+        if not re.fullmatch(r"[0-9]{1,10}", raw) or not low <= int(raw) <= top:
             raise _bad(name, raw, f"an integer {low}..{top}")
         return int(raw)
 

@@ -56,10 +56,10 @@ class LocalSource:
         path = self._locate(ref)
         try:
             return self._stamp(path, path.stat(), ref)
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"No image named {ref!r}") from None
         except PermissionError:
             raise Forbidden(f"Image {ref!r} is not readable") from None
+        except OSError:  # missing, not a directory, a name too long...
+            raise NotFound(f"No image named {ref!r}") from None
 
     def open(self, ref: str) -> SourceImage:
         """Read `ref`, a relative URL path, refusing any way out of the root."""
@@ -68,10 +68,10 @@ class LocalSource:
             with path.open("rb") as handle:
                 stamp = self._stamp(path, os.fstat(handle.fileno()), ref)
                 data = handle.read(self.max_bytes + 1)
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            raise NotFound(f"No image named {ref!r}") from None
         except PermissionError:
             raise Forbidden(f"Image {ref!r} is not readable") from None
+        except OSError:
+            raise NotFound(f"No image named {ref!r}") from None
         return SourceImage(data, stamp.identity, stamp.modified)
 
     def _stamp(self, path: Path, stat: os.stat_result, ref: str) -> SourceStamp:
@@ -98,7 +98,10 @@ class LocalSource:
             or any(part in ("..", ".") for part in parts)
         ):
             raise Forbidden("Expected a path inside the image root")
-        path = (self.root / ref).resolve()
+        try:
+            path = (self.root / ref).resolve()
+        except (OSError, RuntimeError):  # a symlink loop, or a name too long for the disk
+            raise NotFound(f"No image named {ref!r}") from None
         if not path.is_relative_to(self.root):
             raise Forbidden("Expected a path inside the image root")
         return path
@@ -107,10 +110,14 @@ class LocalSource:
         """Relative paths of the image files under the root, for index pages."""
         found = []
         for path in sorted(self.root.rglob("*")):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                real = path.resolve()
-                if real.is_relative_to(self.root):
-                    found.append(path.relative_to(self.root).as_posix())
+            if path.suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            try:
+                inside = path.is_file() and path.resolve().is_relative_to(self.root)
+            except (OSError, RuntimeError):  # a symlink loop or a dangling link
+                inside = False
+            if inside:
+                found.append(path.relative_to(self.root).as_posix())
         return found
 
 

@@ -233,7 +233,11 @@ def _problem_response(status: int, title: str, detail: str) -> Response:
 
 
 def _http_problem(error: HTTPException) -> Response:
-    return _problem_response(error.code or 500, error.name, error.description or error.name)
+    response = _problem_response(error.code or 500, error.name, error.description or error.name)
+    for name, value in error.get_headers():  # keeps `Allow` on a 405, `Location` on a 308
+        if name.lower() != "content-type":
+            response.headers[name] = value
+    return response
 
 
 def _internal_error(error: Exception) -> Response:

@@ -1,0 +1,154 @@
+"""A smoke test of `pixfit serve`: a real gunicorn on a free port, reached over HTTP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import pyvips
+
+START_SECONDS = 20
+STOP_SECONDS = 15
+
+
+def can_bind(host: str) -> bool:
+    try:
+        with socket.socket() as probe:
+            probe.bind((host, 0))
+    except OSError:
+        return False
+    return True
+
+
+# Linux answers on all of 127/8: binding 127.0.0.2 shows --host is used, not the default.
+HOST = "127.0.0.2" if can_bind("127.0.0.2") else "127.0.0.1"
+
+
+def free_port(host: str) -> int:
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
+def pixfit_command() -> list[str]:
+    script = Path(sys.executable).with_name("pixfit")
+    return [str(script)] if script.exists() else [sys.executable, "-m", "pixfit.cli"]
+
+
+@dataclass(frozen=True)
+class Server:
+    base_url: str
+    port: int
+    process: subprocess.Popen[bytes]
+    log: Path
+    tmpdir: Path
+    photo: bytes
+
+    def get(self, path: str) -> tuple[int, dict[str, str], bytes]:
+        try:
+            with urllib.request.urlopen(self.base_url + path, timeout=10) as response:
+                return response.status, dict(response.headers), response.read()
+        except urllib.error.HTTPError as error:
+            with error:
+                return error.code, dict(error.headers), error.read()
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-3000:]
+
+
+def wait_until_ready(server: Server) -> None:
+    deadline = time.monotonic() + START_SECONDS
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            pytest.fail(f"pixfit serve exited with {server.process.returncode}:\n{server.output()}")
+        try:
+            if server.get("/healthz")[0] == 200:
+                return
+        except OSError:
+            pass
+        time.sleep(0.1)
+    pytest.fail(f"pixfit serve did not answer /healthz in {START_SECONDS} s:\n{server.output()}")
+
+
+def stop(process: subprocess.Popen[bytes]) -> int:
+    """SIGTERM, then SIGKILL to the server's own process group if it does not go."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+    try:
+        return process.wait(timeout=STOP_SECONDS)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=STOP_SECONDS)
+        raise
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    root, tmpdir = tmp_path / "root", tmp_path / "tmp"
+    root.mkdir()
+    tmpdir.mkdir()
+    xy = pyvips.Image.xyz(800, 500)
+    image = (xy[0] * 0.3).bandjoin([xy[1] * 0.5, (xy[0] + xy[1]) * 0.2]).cast("uchar")
+    photo = bytes(image.copy(interpretation="srgb").jpegsave_buffer(Q=85))
+    (root / "photo.jpg").write_bytes(photo)
+    port = free_port(HOST)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("PIXFIT_")}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env["TMPDIR"] = str(tmpdir)
+    command = [*pixfit_command(), "serve", "--root", str(root)]
+    command += ["--host", HOST, "--port", str(port), "--workers", "1"]
+    log = tmp_path / "serve.log"
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, stdout=sink, stderr=subprocess.STDOUT, env=env, start_new_session=True
+        )
+    running = Server(f"http://{HOST}:{port}", port, process, log, tmpdir, photo)
+    try:
+        wait_until_ready(running)
+        yield running
+    finally:
+        stop(process)
+
+
+def test_serve_binds_its_address_answers_images_and_problems_then_stops(server: Server) -> None:
+    with socket.create_connection((HOST, server.port), timeout=5):
+        pass
+    if HOST != "127.0.0.1":  # --host was honoured: nothing listens on the default address
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", server.port), timeout=5).close()
+    status, headers, body = server.get("/healthz")
+    assert (status, json.loads(body)) == (200, {"status": "ok"})
+
+    status, headers, body = server.get("/images/photo.jpg?w=200")
+    assert status == 200, body[:300]
+    assert headers["Content-Type"] == "image/jpeg"
+    assert int(headers["Content-Length"]) == len(body)
+    image = pyvips.Image.new_from_buffer(body, "")
+    assert (image.width, image.height, image.get("vips-loader")) == (200, 125, "jpegload_buffer")
+
+    status, headers, body = server.get("/images/photo.jpg")
+    assert (status, body) == (200, server.photo)
+
+    status, headers, body = server.get("/images/photo.jpg?w=abc")
+    assert status == 400
+    assert headers["Content-Type"] == "application/problem+json"
+    problem = json.loads(body)
+    assert problem["status"] == 400 and "'abc'" in problem["detail"] and problem["title"]
+
+    status, headers, body = server.get("/images/nope.jpg")
+    assert status == 404 and headers["Content-Type"] == "application/problem+json"
+
+    assert stop(server.process) == 0, server.output()
+    # serve's per-run metrics folder goes away with the server.
+    assert list(server.tmpdir.glob("pixfit-metrics-*")) == []
