@@ -77,8 +77,8 @@ class Result:
     """One variant over the photo set: per-photo medians over the timed passes."""
 
     name: str
-    ms: list[float]  # median ms per photo over the passes, in photo order
-    best: list[float]  # fastest ms per photo over the passes (a cross-check under load)
+    ms: list[float]  # median wall-clock ms per photo over the passes, in photo order
+    cpu: list[float]  # median CPU ms (all threads) per photo: steadier on a loaded host
     sizes: list[int]  # output bytes per photo
     dims: list[tuple[int, int]]  # output width x height per photo
 
@@ -91,6 +91,10 @@ class Result:
         return statistics.fmean(self.ms)
 
     @property
+    def cpu_median_ms(self) -> float:
+        return statistics.median(self.cpu)
+
+    @property
     def mean_kb(self) -> float:
         return statistics.fmean(self.sizes) / 1000
 
@@ -98,9 +102,9 @@ class Result:
         """Geometric mean over photos of this variant's median time over the baseline's."""
         return _geomean_ratio(self.ms, baseline.ms)
 
-    def best_ratio(self, baseline: Result) -> float:
-        """The same from each photo's fastest pass, which other load on the host skews less."""
-        return _geomean_ratio(self.best, baseline.best)
+    def cpu_ratio(self, baseline: Result) -> float:
+        """The same by CPU time, which other programs on the host distort far less."""
+        return _geomean_ratio(self.cpu, baseline.cpu)
 
 
 def _geomean_ratio(ours: list[float], theirs: list[float]) -> float:
@@ -176,6 +180,7 @@ def measure(photos: list[Photo], variants: dict[str, Variant], passes: int) -> l
     """A warm-up pass, then `passes` timed passes; variants interleave per photo in turn."""
     names = list(variants)
     times: dict[str, list[list[float]]] = {name: [[] for _ in photos] for name in names}
+    cpu: dict[str, list[list[float]]] = {name: [[] for _ in photos] for name in names}
     sizes = {name: [0] * len(photos) for name in names}
     dims = {name: [(0, 0)] * len(photos) for name in names}
     for run in range(passes + 1):
@@ -183,20 +188,22 @@ def measure(photos: list[Photo], variants: dict[str, Variant], passes: int) -> l
             # Rotate the order by photo and pass, so each variant runs first equally often.
             shift = (run + index) % len(names)
             for name in names[shift:] + names[:shift]:
-                start = time.perf_counter()
+                cpu_start, start = time.process_time(), time.perf_counter()
                 out = variants[name](photo.data)
                 elapsed = (time.perf_counter() - start) * 1000
+                cpu_elapsed = (time.process_time() - cpu_start) * 1000
                 if run == 0:
                     header = pyvips.Image.new_from_buffer(out, "")
                     sizes[name][index] = len(out)
                     dims[name][index] = (header.width, header.height)
                 else:
                     times[name][index].append(elapsed)
+                    cpu[name][index].append(cpu_elapsed)
     return [
         Result(
             name,
             [statistics.median(t) for t in times[name]],
-            [min(t) for t in times[name]],
+            [statistics.median(t) for t in cpu[name]],
             sizes[name],
             dims[name],
         )
@@ -205,15 +212,21 @@ def measure(photos: list[Photo], variants: dict[str, Variant], passes: int) -> l
 
 
 def print_table(results: list[Result], baseline: Result) -> None:
-    print(f"  {'variant':<46} {'median ms':>9} {'mean ms':>8} {'mean KB':>8} {'ratio':>6}")
+    print(
+        f"  {'variant':<46} {'median ms':>9} {'mean ms':>8} {'mean KB':>8} {'ratio':>6}"
+        f" {'cpu ms':>7} {'cpu ratio':>9}"
+    )
     for result in results:
         print(
             f"  {result.name:<46} {result.median_ms:9.1f} {result.mean_ms:8.1f}"
             f" {result.mean_kb:8.1f} {result.ratio(baseline):5.2f}x"
+            f" {result.cpu_median_ms:7.1f} {result.cpu_ratio(baseline):8.2f}x"
         )
 
 
 def verdict(value: float, goal: float, below: bool = False) -> str:
+    # Judged on the value as printed (3 decimals): the noise is far above that anyway.
+    value = round(value, 3)
     ok = value < goal if below else value <= goal
     return "MET" if ok else "MISSED"
 
@@ -252,9 +265,11 @@ def section_overhead(photos: list[Photo], passes: int) -> float:
     print(f"  output dims identical on {same}/{len(photos)} photos", end="")
     print(f"; bytes pixfit/bare {statistics.fmean(ours.sizes) / statistics.fmean(bare.sizes):.3f}")
     ratio = ours.ratio(bare)
-    print(f"  cross-check, ratio of per-photo fastest passes: {ours.best_ratio(bare):.3f}x")
     ok = verdict(ratio, OVERHEAD_GOAL)
-    print(f"  overhead ratio {ratio:.3f}x, goal <= {OVERHEAD_GOAL:.2f}x: {ok}")
+    print(
+        f"  overhead ratio {ratio:.3f}x (by CPU time {ours.cpu_ratio(bare):.3f}x),"
+        f" goal <= {OVERHEAD_GOAL:.2f}x: {ok}"
+    )
     return ratio
 
 
@@ -315,14 +330,18 @@ def section_search(photos: list[Photo], passes: int) -> float:
         for photo, a, b in zip(photos, fixed.dims, searched.dims, strict=True)
         if a != b
     ]
-    print(f"  output dims identical on {len(photos) - len(shrunk)}/{len(photos)} photos", end="")
-    print(f"; shrunk to fit at q35: {', '.join(shrunk)}" if shrunk else "")
+    print(f"  output dims identical on {len(photos) - len(shrunk)}/{len(photos)} photos")
+    if shrunk:
+        print(f"  shrunk by the search (no fit at q35 at 1280 px): {', '.join(shrunk)}")
     stats = search_stats(photos)
-    spread = ", ".join(f"{n}: {k}" for n, k in sorted(Counter(stats.encodes).items()))
+    spread = ", ".join(f"{k} x {n}" for n, k in sorted(Counter(stats.encodes).items()))
     print(
-        f"  encodes per searched render: mean {statistics.fmean(stats.encodes):.2f}"
-        f" (encodes: photos {{{spread}}}); budget met {stats.met}/{len(photos)};"
-        f" quality {min(stats.qualities)}..{max(stats.qualities)}"
+        f"  encodes per searched render: mean {statistics.fmean(stats.encodes):.2f},"
+        f" median {statistics.median(stats.encodes):g} (photos x encodes: {spread})"
+    )
+    print(
+        f"  budget met {stats.met}/{len(photos)}; quality chosen"
+        f" {min(stats.qualities)}..{max(stats.qualities)}"
         f" (median {statistics.median(stats.qualities):g})"
     )
     print(
@@ -331,8 +350,11 @@ def section_search(photos: list[Photo], passes: int) -> float:
         f" {statistics.median(stats.fixed_encode_ms):.1f} ms"
     )
     ratio = searched.ratio(fixed)
-    print(f"  cross-check, ratio of per-photo fastest passes: {searched.best_ratio(fixed):.3f}x")
-    print(f"  search ratio {ratio:.3f}x, goal <= {SEARCH_GOAL:.1f}x: {verdict(ratio, SEARCH_GOAL)}")
+    ok = verdict(ratio, SEARCH_GOAL)
+    print(
+        f"  search ratio {ratio:.3f}x (by CPU time {searched.cpu_ratio(fixed):.3f}x),"
+        f" goal <= {SEARCH_GOAL:.1f}x: {ok}"
+    )
     return ratio
 
 
@@ -401,10 +423,12 @@ def section_rss(photos: list[Photo]) -> float:
             # mark of the mm an exec replaces), so every case would read the same.
             run = subprocess.run(
                 ["/bin/sh", "-c", '"$@"; exit $?', "sh", sys.executable, "-c", script, str(big)],
-                check=True,
+                check=False,
                 capture_output=True,
                 text=True,
             )
+            if run.returncode != 0:
+                sys.exit(f"The {name!r} process failed:\n{run.stderr}")
             rss_kib, width, height, size = (int(v) for v in run.stdout.split()[-4:])
             mib = rss_kib / 1024
             base_mib = base_mib or mib
@@ -465,8 +489,10 @@ def describe(photos: list[Photo], origin: Path, passes: int) -> None:
     )
     print(
         f"  timing: 1 warm-up pass + {passes} timed passes; per photo the median of the passes;"
-        "\n  'median ms' and 'mean ms' are over photos; 'ratio' is the geometric mean over photos"
-        "\n  of the per-photo ratio to the first row; 'mean KB' is output bytes / 1000"
+        "\n  'median ms' and 'mean ms' (wall clock, perf_counter) are over photos; 'ratio' is the"
+        "\n  geometric mean over photos of the per-photo ratio to the first row; 'cpu ms' and"
+        "\n  'cpu ratio' are the same by process CPU time (steadier when other jobs share the"
+        "\n  cores); 'mean KB' is output bytes / 1000; goals are judged on the wall-clock ratio"
     )
 
 

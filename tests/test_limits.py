@@ -5,8 +5,10 @@ import threading
 import pytest
 import pyvips
 
-from pixfit import Config, render
+from pixfit import Config, OutputFormat, render
+from pixfit.budget import fit_budget
 from pixfit.errors import Overloaded
+from pixfit.formats import Encoder
 from pixfit.limiter import RenderSlots
 
 
@@ -64,3 +66,14 @@ def test_a_render_past_its_deadline_is_cut() -> None:
     with pytest.raises(Overloaded, match="deadline"):
         render(photo, options, config=hurried)
     assert render(photo, options).width == 3000  # the same render, given time, completes
+
+
+def test_the_budget_search_stops_shrinking_past_its_deadline() -> None:
+    noise = pyvips.Image.gaussnoise(800, 600).cast("uchar")
+    image = noise.bandjoin([noise, noise]).copy(interpretation="srgb").copy_memory()
+    encoder = Encoder(OutputFormat.JPEG, compact=True)
+    unhurried = fit_budget(image, encoder, 80, 40, budget=2000)
+    late = fit_budget(image, encoder, 80, 40, budget=2000, deadline=0.0)
+    assert unhurried.best.width < 800  # with time, it shrinks towards the budget
+    assert late.best.width == 800 and late.budget_met is False  # past the deadline, it stops
+    assert late.encodes < unhurried.encodes

@@ -79,10 +79,17 @@ def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
     )  # fmt: skip
     output = choose_output(plan.format, info.format, info.has_alpha)
     job = Job(geometry, plan.gravity, output, plan.background)
-    image = decode(data, job, deadline=time.monotonic() + limits.render_timeout)
+    deadline = time.monotonic() + limits.render_timeout
+    image = decode(data, job, deadline=deadline)
     decoded = time.perf_counter()
-    encoder = Encoder(output, compact=plan.budget is not None)
-    searched = fit_budget(image, encoder, plan.quality_max, plan.quality_min, plan.budget)
+    encoder = Encoder(
+        output,
+        compact=plan.budget is not None,
+        progressive=plan.network in (NetworkClass.SLOW_2G, NetworkClass.TWO_G),
+    )
+    searched = fit_budget(
+        image, encoder, plan.quality_max, plan.quality_min, plan.budget, deadline=deadline
+    )
     best = searched.best
     return Rendered(
         data=best.data,

@@ -1,0 +1,103 @@
+"""Shared test helpers: images generated with pyvips at run time, and rendered bytes read
+back as pixels. Nothing binary is committed.
+
+The helpers are plain functions (import them with `from tests.conftest import ...`);
+fixtures that build something costly once belong here too, with a module or session scope.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pyvips
+
+import pixfit
+
+RED = (255, 0, 0)
+GREEN = (0, 255, 0)
+BLUE = (0, 0, 255)
+WHITE = (255, 255, 255)
+GREY = (128, 128, 128)
+
+# Grain layers of `photo`: (feature size in px, standard deviation in levels).
+_GRAIN = ((1, 14), (3, 22), (9, 30), (27, 36))
+
+
+def solid(width: int, height: int, colour: Sequence[int]) -> pyvips.Image:
+    """One colour, 8-bit; one value is greyscale, three sRGB, four sRGB with alpha."""
+    image = (pyvips.Image.black(width, height) + list(colour)).cast("uchar")
+    return image.copy(interpretation="b-w" if len(colour) == 1 else "srgb")
+
+
+def halves(
+    width: int, height: int, first: Sequence[int], second: Sequence[int], *, vertical: bool
+) -> pyvips.Image:
+    """`first` on the left (or top, when `vertical`) half and `second` on the other."""
+    if vertical:
+        top = solid(width, height // 2, first)
+        return top.join(solid(width, height - top.height, second), "vertical")
+    left = solid(width // 2, height, first)
+    return left.join(solid(width - left.width, height, second), "horizontal")
+
+
+def quadrants(
+    width: int,
+    height: int,
+    colours: tuple[Sequence[int], Sequence[int], Sequence[int], Sequence[int]],
+) -> pyvips.Image:
+    """Four colour blocks, given as (top left, top right, bottom left, bottom right)."""
+    top_left, top_right, bottom_left, bottom_right = colours
+    top = halves(width, height // 2, top_left, top_right, vertical=False)
+    bottom = halves(width, height - top.height, bottom_left, bottom_right, vertical=False)
+    return top.join(bottom, "vertical")
+
+
+def photo(width: int, height: int, seed: int = 0) -> pyvips.Image:
+    """A detailed, photo-like sRGB image in memory: gradients under grain at four scales.
+
+    Grain at several feature sizes keeps detail after downscaling, so it stays as hard to
+    compress as a photo at every output size; a seed makes it the same on every run.
+    """
+    xy = pyvips.Image.xyz(width, height)
+    x, y = xy[0] * (120 / width), xy[1] * (120 / height)
+    image = x.bandjoin([y, (x + y) / 2]) + 60
+    for index, (feature, sigma) in enumerate(_GRAIN):
+        grain = pyvips.Image.gaussnoise(
+            width // feature + 1, height // feature + 1, sigma=sigma, mean=0, seed=seed + index
+        ).copy_memory()
+        grain = grain.bandjoin([grain.fliphor(), grain.flipver()])
+        if feature > 1:
+            grain = grain.resize(feature, kernel="linear")
+        image = image + grain.crop(0, 0, width, height)
+    return image.cast("uchar").copy(interpretation="srgb").copy_memory()
+
+
+def with_orientation(image: pyvips.Image, orientation: int) -> pyvips.Image:
+    """A copy tagged with an EXIF orientation (1-8), which the JPEG saver writes out."""
+    tagged = image.copy()
+    tagged.set_type(pyvips.GValue.gint_type, "orientation", orientation)
+    return tagged
+
+
+def decoded(data: bytes) -> pyvips.Image:
+    """Encoded bytes decoded by libvips (its loader is in `get("vips-loader")`)."""
+    return pyvips.Image.new_from_buffer(data, "")
+
+
+def decoded_output(rendered: pixfit.Rendered) -> pyvips.Image:
+    """The rendered bytes decoded, after checking the reported size is the real one."""
+    image = decoded(rendered.data)
+    assert (image.width, image.height) == (rendered.width, rendered.height)
+    return image
+
+
+def pixel(image: pyvips.Image, x: int, y: int) -> tuple[int, ...]:
+    """The band values at (x, y), rounded; negative coordinates count from the far edge."""
+    return tuple(round(value) for value in image.getpoint(x % image.width, y % image.height))
+
+
+def near(actual: Sequence[float], expected: Sequence[float], tolerance: float = 12) -> bool:
+    """True when every band is within `tolerance` levels (lossy codecs move colours)."""
+    return len(actual) == len(expected) and all(
+        abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True)
+    )
