@@ -7,9 +7,13 @@ fixtures that build something costly once belong here too, with a module or sess
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Sequence
+from typing import Any
 
+import pytest
 import pyvips
+import urllib3.util.connection
 
 import pixfit
 
@@ -101,3 +105,27 @@ def near(actual: Sequence[float], expected: Sequence[float], tolerance: float = 
     return len(actual) == len(expected) and all(
         abs(a - e) <= tolerance for a, e in zip(actual, expected, strict=True)
     )
+
+
+# A "public" address for URL-source tests: the SSRF guard accepts it, and `dialled`
+# reroutes connections to it onto loopback, so no packet ever leaves the machine.
+FAKE_PUBLIC_IP = "1.2.3.4"
+
+
+@pytest.fixture
+def dialled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record every address urllib3 connects to; fail on any but loopback or the fake."""
+    real = urllib3.util.connection.create_connection
+    seen: list[str] = []
+
+    def guarded(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
+        host, port = address
+        seen.append(host)
+        if host == FAKE_PUBLIC_IP:
+            host = "127.0.0.1"
+        elif host not in ("127.0.0.1", "::1"):
+            pytest.fail(f"the test tried to connect to {host}")
+        return real((host, port), *args, **kwargs)
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", guarded)
+    return seen

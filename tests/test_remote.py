@@ -13,7 +13,6 @@ from typing import Any
 from urllib.parse import parse_qs, quote
 
 import pytest
-import urllib3.util.connection
 
 from pixfit.errors import (
     Forbidden,
@@ -24,14 +23,15 @@ from pixfit.errors import (
     UpstreamTimeout,
 )
 from pixfit.remote import UrlSource, is_public_address
+from tests.conftest import FAKE_PUBLIC_IP
+
+# Every connection urllib3 makes in this file goes through the `dialled` guard.
+pytestmark = pytest.mark.usefixtures("dialled")
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"not really a png, remote.py does not decode"
 ETAG = '"v1"'
 LAST_MODIFIED = "Wed, 21 Oct 2015 07:28:00 GMT"
 MAX_BYTES = 1000
-# A global address that the tests pretend is a public image server: `loopback_only`
-# diverts connections to it onto 127.0.0.1, so the guard can stay on in the product.
-FAKE_PUBLIC_IP = "1.2.3.4"
 
 
 class Upstream(http.server.ThreadingHTTPServer):
@@ -137,25 +137,6 @@ def upstream() -> Iterator[Upstream]:
         server.shutdown()
         server.server_close()
         thread.join()
-
-
-@pytest.fixture(autouse=True)
-def dialled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every address urllib3 connects to; fail on any but loopback or the fake."""
-    real = urllib3.util.connection.create_connection
-    seen: list[str] = []
-
-    def guarded(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        host, port = address
-        seen.append(host)
-        if host == FAKE_PUBLIC_IP:
-            host = "127.0.0.1"
-        elif host not in ("127.0.0.1", "::1"):
-            pytest.fail(f"the test tried to connect to {host}")
-        return real((host, port), *args, **kwargs)
-
-    monkeypatch.setattr(urllib3.util.connection, "create_connection", guarded)
-    return seen
 
 
 def fake_dns(table: dict[str, list[str]], calls: list[str] | None = None) -> Callable[..., Any]:

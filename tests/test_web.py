@@ -8,7 +8,6 @@ import importlib
 import json
 import os
 import re
-import socket
 import sys
 import threading
 from collections.abc import Iterator
@@ -19,7 +18,6 @@ from urllib.parse import parse_qs, quote
 
 import pytest
 import pyvips
-import urllib3.util.connection
 from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import Client, TestResponse
@@ -27,10 +25,14 @@ from werkzeug.test import Client, TestResponse
 import pixfit
 import pixfit.web
 from pixfit.config import Config
+from tests.conftest import FAKE_PUBLIC_IP
+
+# Every connection urllib3 makes in this file goes through the `dialled` guard.
+pytestmark = pytest.mark.usefixtures("dialled")
+
 
 # A global address the tests pretend is a public image server: `dialled` diverts
 # connections to it onto 127.0.0.1, so the private-address guard stays on in the product.
-FAKE_PUBLIC_IP = "1.2.3.4"
 UPSTREAM_ETAG = '"upstream-v1"'
 IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 
@@ -229,25 +231,6 @@ def upstream(tree: Tree) -> Iterator[Upstream]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-@pytest.fixture(autouse=True)
-def dialled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Record every address urllib3 connects to; fail on any but loopback or the fake."""
-    real = urllib3.util.connection.create_connection
-    seen: list[str] = []
-
-    def guarded(address: tuple[str, int], *args: Any, **kwargs: Any) -> socket.socket:
-        host, port = address
-        seen.append(host)
-        if host == FAKE_PUBLIC_IP:
-            host = "127.0.0.1"
-        elif host not in ("127.0.0.1", "::1"):
-            pytest.fail(f"the test tried to connect to {host}")
-        return real((host, port), *args, **kwargs)
-
-    monkeypatch.setattr(urllib3.util.connection, "create_connection", guarded)
-    return seen
 
 
 def url_app(tree: Tree, **source: Any) -> FlaskClient:
