@@ -7,9 +7,12 @@ fixtures that build something costly once belong here too, with a module or sess
 
 from __future__ import annotations
 
+import http.server
 import socket
-from collections.abc import Sequence
-from typing import Any
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
 
 import pytest
 import pyvips
@@ -129,3 +132,25 @@ def dialled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(urllib3.util.connection, "create_connection", guarded)
     return seen
+
+
+Server = TypeVar("Server", bound=http.server.ThreadingHTTPServer)
+
+
+@contextmanager
+def serving(server: Server) -> Iterator[Server]:
+    """Run a test HTTP server on a thread; on exit release any handler blocked on its
+    `stop` event (slow endpoints), shut it down and close its socket."""
+    thread = threading.Thread(
+        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
+    )
+    thread.start()
+    try:
+        yield server
+    finally:
+        stop = getattr(server, "stop", None)
+        if isinstance(stop, threading.Event):
+            stop.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

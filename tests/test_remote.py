@@ -23,7 +23,7 @@ from pixfit.errors import (
     UpstreamTimeout,
 )
 from pixfit.remote import UrlSource, is_public_address
-from tests.conftest import FAKE_PUBLIC_IP
+from tests.conftest import FAKE_PUBLIC_IP, serving
 
 # Every connection urllib3 makes in this file goes through the `dialled` guard.
 pytestmark = pytest.mark.usefixtures("dialled")
@@ -127,16 +127,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def upstream() -> Iterator[Upstream]:
-    server = Upstream()
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01})
-    thread.start()
-    try:
+    with serving(Upstream()) as server:
         yield server
-    finally:
-        server.stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join()
 
 
 def fake_dns(table: dict[str, list[str]], calls: list[str] | None = None) -> Callable[..., Any]:

@@ -25,14 +25,11 @@ from werkzeug.test import Client, TestResponse
 import pixfit
 import pixfit.web
 from pixfit.config import Config
-from tests.conftest import FAKE_PUBLIC_IP
+from tests.conftest import FAKE_PUBLIC_IP, serving
 
 # Every connection urllib3 makes in this file goes through the `dialled` guard.
 pytestmark = pytest.mark.usefixtures("dialled")
 
-
-# A global address the tests pretend is a public image server: `dialled` diverts
-# connections to it onto 127.0.0.1, so the private-address guard stays on in the product.
 UPSTREAM_ETAG = '"upstream-v1"'
 IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 
@@ -219,18 +216,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def upstream(tree: Tree) -> Iterator[Upstream]:
-    server = Upstream(tree.photo)
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True
-    )
-    thread.start()
-    try:
+    with serving(Upstream(tree.photo)) as server:
         yield server
-    finally:
-        server.stop.set()
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def url_app(tree: Tree, **source: Any) -> FlaskClient:
