@@ -58,6 +58,11 @@ def inspect(data: bytes, limits: LimitsConfig) -> SourceInfo:
         raise TooLarge(
             f"Expected at most {limits.max_pixels} source pixels but received {width}x{height}"
         )
+    if max(width, height) > limits.max_source_edge:
+        raise TooLarge(
+            f"Expected source edges of at most {limits.max_source_edge} px "
+            f"but received {width}x{height}"
+        )
     if pages > limits.max_pages:
         raise TooLarge(f"Expected at most {limits.max_pages} frames but received {pages}")
     if orientation in _QUARTER_TURNS:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import shutil
 import tempfile
+from collections.abc import Callable
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -23,13 +25,16 @@ MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 class PixfitServer(BaseApplication):  # type: ignore[misc]
     """gunicorn configured from a pixfit `Config` rather than from its own command line."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, on_exit: Callable[[Any], None] | None = None) -> None:
         self.pixfit_config = config
+        self.on_exit = on_exit
         super().__init__()
 
     def load_config(self) -> None:
         for key, value in gunicorn_settings(self.pixfit_config).items():
             self.cfg.set(key, value)
+        if self.on_exit:
+            self.cfg.set("on_exit", self.on_exit)
 
     def load(self) -> Any:
         # Imported here, after `serve` has chosen the metrics folder (see metrics.py).
@@ -74,10 +79,12 @@ def serve(config: Config) -> None:
     if os.environ.get(MULTIPROCESS_ENV):
         PixfitServer(config).run()
         return
-    # Workers share metrics through files in a fresh folder per server run.
-    with tempfile.TemporaryDirectory(prefix="pixfit-metrics-") as folder:
-        os.environ[MULTIPROCESS_ENV] = folder
-        PixfitServer(config).run()
+    # Workers share metrics through files in a fresh folder per server run. It is removed
+    # by the master's on_exit hook, not by a `with` block here: forked workers inherit
+    # this frame and would run the block's clean-up when they exit (recycling, SIGTERM).
+    folder = tempfile.mkdtemp(prefix="pixfit-metrics-")
+    os.environ[MULTIPROCESS_ENV] = folder
+    PixfitServer(config, on_exit=lambda _arbiter: shutil.rmtree(folder, ignore_errors=True)).run()
 
 
 def _forget_worker(_server: Any, worker: Any) -> None:
