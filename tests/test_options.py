@@ -106,3 +106,10 @@ def test_is_empty_only_without_options() -> None:
     # An explicit format=auto asks for negotiation, so it is not the same as no option.
     assert not parse_options({"format": "auto"}).is_empty
     assert not Options(width=1).is_empty
+
+
+def test_only_ascii_digits_count() -> None:
+    arabic_1280 = "\u0661\u0662\u0668\u0660"
+    for args in ({"screen": f"{arabic_1280}x720"}, {"w": "²"}, {"q": "①"}, {"w": "9" * 5000}):
+        with pytest.raises(BadOption):
+            parse_options(args)

@@ -168,7 +168,7 @@ def _flag(name: str, raw: str, _max_edge: int) -> bool:
 
 
 def _screen(name: str, raw: str, _max_edge: int) -> tuple[int, int]:
-    match = re.fullmatch(r"(\d{1,5})x(\d{1,5})", raw.lower())
+    match = re.fullmatch(r"([0-9]{1,5})x([0-9]{1,5})", raw.lower())
     if not match or not all(1 <= int(side) <= MAX_SCREEN_EDGE for side in match.groups()):
         raise _bad(name, raw, f"WIDTHxHEIGHT in CSS pixels, each 1..{MAX_SCREEN_EDGE}")
     return int(match[1]), int(match[2])

@@ -18,6 +18,8 @@ from pixfit.config import Config
 # threads; two is the usual fix (the MALLOC_ARENA_MAX=2 advice, applied after start-up,
 # where the environment variable would come too late).
 _M_ARENA_MAX = -8
+# Threads per worker beyond the render slots and the render queue (see gunicorn_settings).
+SPARE_THREADS = 8
 # prometheus_client's switch to metrics shared by all workers through files in a folder.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -49,10 +51,12 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
     return {
         "bind": [f"{config.server.host}:{config.server.port}"],
         "workers": config.server.workers,
-        # Threads, not more processes: libvips releases the GIL, and a thread per queued
-        # render lets the limiter answer 503 instead of leaving clients in the accept queue.
+        # Threads, not more processes: libvips releases the GIL. Beyond the renders that
+        # may run or wait, spare threads answer cheap requests (cache hits, 304s, errors)
+        # and refuse surplus renders with an immediate 503 rather than leaving them in
+        # gunicorn's accept queue.
         "worker_class": "gthread",
-        "threads": limits.max_concurrent + limits.max_queue,
+        "threads": limits.max_concurrent + limits.max_queue + SPARE_THREADS,
         # A worker is only killed if a request outlives the render and fetch deadlines.
         "timeout": int(limits.render_timeout + config.source.fetch_timeout + 10),
         "graceful_timeout": 10,
