@@ -314,7 +314,7 @@ def section_search(photos: list[Photo], passes: int) -> float:
     print("\n2. 3g profile: byte-budget search against a fixed quality at the same size")
     print(
         "  both capped at 1280 px by the 3g profile; q=70 turns the search off. The searched\n"
-        "  render is also progressive (pixfit makes budgeted JPEGs compact), the fixed one not."
+        "  render and the fixed one are both baseline JPEGs (progressive is for slow-2g and 2g)."
     )
     fixed, searched = measure(
         photos,
