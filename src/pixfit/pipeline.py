@@ -92,7 +92,7 @@ def decode(data: bytes, job: Job, deadline: float) -> pyvips.Image:
             size="force" if crop == "none" else "both",
             crop=crop,
             # Through the loader's option string: thumbnail_buffer accepts its own fail_on
-            # argument but never passes it on (libvips issue 5195), so a truncated JPEG
+            # argument but never passes it on (seen with libvips 8.18.7), so a truncated JPEG
             # would come out with a grey lower part instead of an error.
             option_string="fail_on=truncated",
         )
