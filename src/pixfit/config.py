@@ -78,8 +78,10 @@ class LimitsConfig:
     max_pages: int = 1000
     # Longest edge any output may have, in device pixels; also the upper bound of w and h.
     max_output_edge: int = 8192
-    # Renders running at once in one worker process.
-    max_concurrent: int = 2
+    # Renders running at once in one worker process. One per worker (and one worker per
+    # core) keeps every core busy, and memory low: a progressive JPEG decode buffers the
+    # whole source's coefficients (about 90 MB for 5120x2880) whatever the shrink-on-load.
+    max_concurrent: int = 1
     # Renders waiting for a slot in one worker process; past this the answer is 503.
     max_queue: int = 8
     # Seconds one render may take before it is cut and answered with 503.
