@@ -1,0 +1,854 @@
+"""Side-by-side HTTP benchmark of pixfit, ipx and thumbor; `bash bench/server.sh` runs it.
+
+    .venv/bin/python bench/server_peers.py --workdir DIR
+
+bench/server.sh installs the peers (thumbor in bench/.peers/thumbor, ipx in bench/.peers/ipx)
+and wrk, then calls this. It copies the same photos into DIR/photos and starts every server
+on 127.0.0.1 with one worker per core. Then, workload by workload and server by server, it
+checks the output for every photo (decoded dimensions and format), loads the server with wrk
+(bench/server_rotate.lua rotates over the photos) while sampling the PSS of its whole process
+tree every 0.5 s, and at the end stops them all and prints one table and the goal ratios.
+
+Environment: DURATION (seconds per run, 20), WRK_THREADS (2), WRK_CONNECTIONS (8),
+WORKERS (cores), PHOTOS (8), VARIANTS (1: also the pixfit and ipx variants), ONLY (comma
+separated server names to run, e.g. "pixfit,ipx"), QUIET_WAIT (seconds to wait before each
+run until other processes use at most QUIET_MAX_CORES cores, 90; 0.5).
+
+Besides req/s and latency, each row gives the server's CPU time per request (its whole
+process tree, from /proc, so libvips threads and recycled workers count), which other
+processes on a shared machine disturb far less than throughput, and the cores other
+processes used during the run ("others"), so a disturbed row shows as one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime
+import json
+import math
+import os
+import platform
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pyvips
+
+REPO = Path(__file__).resolve().parent.parent
+PEERS = REPO / "bench" / ".peers"
+LUA = REPO / "bench" / "server_rotate.lua"
+WALLPAPERS = Path("/usr/share/wallpapers")
+
+DURATION = int(os.environ.get("DURATION", "20"))
+WRK_THREADS = int(os.environ.get("WRK_THREADS", "2"))
+WRK_CONNECTIONS = int(os.environ.get("WRK_CONNECTIONS", "8"))
+WORKERS = int(os.environ.get("WORKERS", str(os.cpu_count() or 1)))
+PHOTO_COUNT = int(os.environ.get("PHOTOS", "8"))
+VARIANTS = os.environ.get("VARIANTS", "1") not in ("0", "", "no", "false")
+ONLY = {name.strip() for name in os.environ.get("ONLY", "").split(",") if name.strip()}
+WARM_SECONDS = 3
+QUIET_WAIT = float(os.environ.get("QUIET_WAIT", "90"))
+QUIET_MAX_CORES = float(os.environ.get("QUIET_MAX_CORES", "0.5"))
+SAMPLE_SECONDS = 0.5
+LIMITS = "PIXFIT_LIMITS_MAX_"
+
+
+# --- photos ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    width: int
+    height: int
+
+
+def pick_photos(out: Path) -> list[Photo]:
+    """Copy the largest JPEG (1920-5120 px wide) of the biggest wallpapers into `out`."""
+    candidates = []
+    for images in sorted(WALLPAPERS.glob("*/contents/images")):
+        best = None
+        for path in {p.resolve() for p in images.iterdir() if p.suffix.lower() == ".jpg"}:
+            header = pyvips.Image.new_from_file(str(path))
+            if 1920 <= header.width <= 5120:
+                key = (header.width * header.height, path.stat().st_size)
+                if best is None or key > best[0]:
+                    best = (key, path, header.width, header.height)
+        if best:
+            candidates.append((best[0], images.parent.parent.name, best[1], best[2], best[3]))
+    candidates.sort(key=lambda c: (c[0], c[1]), reverse=True)
+    if not candidates:
+        sys.exit(f"no JPEGs under {WALLPAPERS} (apt-get install plasma-workspace-wallpapers)")
+    out.mkdir(parents=True, exist_ok=True)
+    photos = []
+    for _, wallpaper, path, width, height in candidates[:PHOTO_COUNT]:
+        name = f"{wallpaper}.jpg"
+        shutil.copyfile(path, out / name)
+        photos.append(Photo(name, width, height))
+    return photos
+
+
+# --- workloads and output checks ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Output:
+    status: int
+    loader: str
+    width: int
+    height: int
+    size: int
+    headers: dict[str, str]
+
+
+Check = Callable[[Photo, Output], str | None]
+
+
+def _inside(photo: Photo, box_w: int, box_h: int) -> tuple[int, int]:
+    scale = min(box_w / photo.width, box_h / photo.height, 1.0)
+    return round(photo.width * scale), round(photo.height * scale)
+
+
+def check_w1(photo: Photo, out: Output) -> str | None:
+    want_h = round(800 * photo.height / photo.width)
+    if out.loader != "jpegload_buffer":
+        return f"expected JPEG, got {out.loader}"
+    if out.width != 800 or abs(out.height - want_h) > 1:
+        return f"expected 800x{want_h}, got {out.width}x{out.height}"
+    return None
+
+
+def check_w2(_photo: Photo, out: Output) -> str | None:
+    if out.loader != "webpload_buffer":
+        return f"expected WebP, got {out.loader}"
+    if (out.width, out.height) != (300, 300):
+        return f"expected 300x300, got {out.width}x{out.height}"
+    return None
+
+
+def check_w3_fixed(photo: Photo, out: Output) -> str | None:
+    want = _inside(photo, 1280, 720)
+    if out.loader != "jpegload_buffer":
+        return f"expected JPEG, got {out.loader}"
+    if abs(out.width - want[0]) > 1 or abs(out.height - want[1]) > 1:
+        return f"expected {want[0]}x{want[1]}, got {out.width}x{out.height}"
+    return None
+
+
+def check_w3_budget(photo: Photo, out: Output) -> str | None:
+    # Within the 3g profile: inside the 1280x720 screen, aspect kept, and either within the
+    # 100 KB budget or saying it is not (the dimensions may shrink to meet the budget).
+    if out.loader != "jpegload_buffer":
+        return f"expected JPEG, got {out.loader}"
+    if out.width > 1280 or out.height > 720:
+        return f"expected inside 1280x720, got {out.width}x{out.height}"
+    if abs(out.width / out.height - photo.width / photo.height) > 0.01 * photo.width / photo.height:
+        return f"aspect ratio changed: {out.width}x{out.height}"
+    verdict = out.headers.get("x-pixfit-budget", "")
+    if out.size > 100_000 and "exceeded" not in verdict:
+        return f"{out.size} bytes over the 100 KB budget, but X-Pixfit-Budget says {verdict!r}"
+    return None
+
+
+@dataclass(frozen=True)
+class Workload:
+    key: str
+    title: str
+    check: Check
+    pixfit: str = ""  # query string
+    thumbor: str = ""  # path, {name} is the photo
+    ipx: str = ""
+
+
+W1 = Workload(
+    "W1", "800 px JPEG q80", check_w1,
+    pixfit="w=800&q=80&format=jpeg",
+    thumbor="/unsafe/800x0/filters:quality(80):format(jpeg)/{name}",
+    ipx="/w_800,q_80,f_jpeg/{name}",
+)  # fmt: skip
+W2 = Workload(
+    "W2", "300x300 cover WebP q80", check_w2,
+    pixfit="w=300&h=300&fit=cover&q=80&format=webp",
+    thumbor="/unsafe/300x300/filters:quality(80):format(webp)/{name}",
+    ipx="/s_300x300,fit_cover,q_80,f_webp/{name}",
+)  # fmt: skip
+W3B = Workload("W3 budget", "bw=3g, screen 1280x720", check_w3_budget, "bw=3g&screen=1280x720")
+W3F = Workload("W3 fixed", "1280x720 box, q70", check_w3_fixed, "w=1280&h=720&q=70")
+W4 = Workload("W4", "W1 from the result cache", check_w1, W1.pixfit, W1.thumbor, W1.ipx)
+
+
+# --- servers --------------------------------------------------------------------------
+
+
+@dataclass
+class Server:
+    name: str
+    kind: str  # pixfit, ipx or thumbor: how URLs are spelled
+    argv: list[str]
+    workloads: list[Workload]
+    env: dict[str, str] = field(default_factory=dict)
+    cwd: Path = REPO
+    warm: bool = False  # run wrk unrecorded first (result caches)
+    main: bool = True  # counted in the ratios
+
+    def target(self, workload: Workload, photo: Photo) -> str:
+        if self.kind == "pixfit":
+            return f"/images/{photo.name}?{workload.pixfit}"
+        template = workload.thumbor if self.kind == "thumbor" else workload.ipx
+        return template.format(name=photo.name)
+
+
+def _clean_env(extra: dict[str, str]) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("PIXFIT_", "VIPS_", "IPX_", "UV_THREADPOOL", "PROMETHEUS_"))
+    }
+    env.update(extra)
+    return env
+
+
+def servers(workdir: Path, photos_dir: Path) -> list[Server]:
+    host = ["--host", "127.0.0.1", "--workers", str(WORKERS), "--root", str(photos_dir)]
+    pixfit = [str(REPO / ".venv" / "bin" / "pixfit"), "serve", *host]
+    node = ["node", str(PEERS / "ipx" / "server.mjs")]
+    ipx_env = {"IPX_FS_DIR": str(photos_dir), "HOST": "127.0.0.1"}
+    thumbor_bin = str(PEERS / "thumbor" / "bin" / "thumbor")
+    plain = thumbor_conf(workdir / "thumbor.conf", photos_dir, None)
+    stored = thumbor_conf(workdir / "thumbor-rs.conf", photos_dir, workdir / "thumbor-results")
+    thumbor = [thumbor_bin, "--ip", "127.0.0.1", "--processes", str(WORKERS), "-l", "warning"]
+    main = [
+        Server("pixfit", "pixfit", pixfit, [W1, W2, W3B, W3F]),
+        Server("pixfit cache=memory", "pixfit", pixfit, [W4], {"PIXFIT_CACHE_KIND": "memory"}),
+        Server("ipx", "ipx", node, [W1, W2], {**ipx_env, "IPX_WORKERS": str(WORKERS)}),
+        Server("thumbor", "thumbor", [*thumbor, "--conf", str(plain)], [W1, W2]),
+        Server("thumbor result-storage", "thumbor", [*thumbor, "--conf", str(stored)], [W4]),
+    ]
+    main[1].warm = main[4].warm = True
+    main[4].main = False
+    variants = [
+        Server("pixfit VIPS_CONCURRENCY=2", "pixfit", pixfit, [W1, W2], {"VIPS_CONCURRENCY": "2"}),
+        Server("pixfit max_concurrent=2", "pixfit", pixfit, [W1, W2], {f"{LIMITS}CONCURRENT": "2"}),
+        Server("pixfit max_concurrent=4", "pixfit", pixfit, [W1, W2], {f"{LIMITS}CONCURRENT": "4"}),
+        Server("ipx 1 process", "ipx", node, [W1, W2], {**ipx_env, "IPX_WORKERS": "1"}),
+    ]
+    for server in variants:
+        server.main = False
+    chosen = main + (variants if VARIANTS else [])
+    for server in chosen:
+        server.env = _clean_env(server.env)
+        if server.kind == "ipx":
+            server.cwd = PEERS / "ipx"
+    if ONLY:
+        chosen = [s for s in chosen if s.name in ONLY or s.name.split()[0] in ONLY]
+    return chosen
+
+
+def thumbor_conf(path: Path, photos_dir: Path, results: Path | None) -> Path:
+    # The file loader reads the photos; no_storage, because a copy of a local file in
+    # thumbor's original-image storage would only read the same bytes from another folder.
+    lines = [
+        "LOADER = 'thumbor.loaders.file_loader'",
+        f"FILE_LOADER_ROOT_PATH = {str(photos_dir)!r}",
+        "STORAGE = 'thumbor.storages.no_storage'",
+        "ENGINE = 'thumbor.engines.pil'",
+    ]
+    if results is None:
+        lines.append("RESULT_STORAGE = None")
+    else:
+        lines += [
+            "RESULT_STORAGE = 'thumbor.result_storages.file_storage'",
+            f"RESULT_STORAGE_FILE_STORAGE_ROOT_PATH = {str(results)!r}",
+            "RESULT_STORAGE_STORES_UNSAFE = True",
+        ]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --- process control ------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Running:
+    """A server started in its own session, stopped with its whole process group."""
+
+    def __init__(self, server: Server, workdir: Path, pidfile: Path) -> None:
+        self.server = server
+        self.port = free_port()
+        env = {**server.env, "PORT": str(self.port)}
+        argv = [*server.argv, "--port", str(self.port)] if server.kind != "ipx" else server.argv
+        slug = re.sub(r"[^a-z0-9]+", "-", server.name.lower())
+        self.log = workdir / f"{slug}.log"
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                argv, cwd=server.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL, start_new_session=True,
+            )  # fmt: skip
+        with pidfile.open("a") as pids:
+            pids.write(f"{self.process.pid}\n")
+        self.base = f"http://127.0.0.1:{self.port}"
+
+    def wait_ready(self, target: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"exited with {self.process.returncode}; see {self.log}")
+            with (
+                contextlib.suppress(OSError),
+                urllib.request.urlopen(self.base + target, timeout=30) as response,
+            ):
+                response.read()
+                return
+            time.sleep(0.3)
+        raise RuntimeError(f"not ready after {timeout:.0f} s; see {self.log}")
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(timeout=20)
+        # Leftover children (forked workers) share the group even after the leader exits.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(timeout=5)
+
+
+# --- memory ---------------------------------------------------------------------------
+
+
+def _tree(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    found, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def tree_pss_kib(root: int) -> int:
+    """Sum of Pss over `root` and all its descendants, in KiB."""
+    total = 0
+    for pid in _tree(root):
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            continue
+        match = re.search(r"^Pss:\s+(\d+) kB", text, re.MULTILINE)
+        total += int(match.group(1)) if match else 0
+    return total
+
+
+class PssSampler(threading.Thread):
+    """Samples the tree's PSS every 0.5 s for as long as the server runs."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.samples: list[tuple[float, int]] = []
+        self.halt = threading.Event()
+
+    def run(self) -> None:
+        while not self.halt.is_set():
+            self.samples.append((time.monotonic(), tree_pss_kib(self.root)))
+            self.halt.wait(SAMPLE_SECONDS)
+
+    def peak_mib(self, start: float, end: float) -> float:
+        inside = [kib for t, kib in self.samples if start <= t <= end]
+        return max(inside, default=0) / 1024
+
+
+# --- CPU time -------------------------------------------------------------------------
+
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(root: int) -> float:
+    """User plus system time of `root`'s tree, with the reaped children's (recycled workers)."""
+    total = 0
+    for pid in _tree(root):
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(n) for n in fields[11:15])  # utime stime cutime cstime
+    return total / _TICK
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all cores spent not idle since boot."""
+    values = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle, iowait
+    return (sum(values[:8]) - idle) / _TICK
+
+
+class CpuWindow:
+    """The server tree's CPU time over a window, and the cores everything else used."""
+
+    def __init__(self, root: int) -> None:
+        self.root = root
+        self.start = time.monotonic()
+        self.server = tree_cpu_seconds(root)
+        self.busy = machine_busy_seconds()
+        self.children = _children_cpu()
+
+    def close(self) -> tuple[float, float]:
+        """(server CPU seconds, cores used by other processes than the server and wrk)."""
+        wall = time.monotonic() - self.start
+        server = tree_cpu_seconds(self.root) - self.server
+        load = _children_cpu() - self.children  # wrk, reaped by now
+        other = machine_busy_seconds() - self.busy - server - load
+        return server, max(other, 0.0) / wall
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def wait_for_quiet() -> float | None:
+    """Wait (up to QUIET_WAIT s) until other processes leave the cores idle.
+
+    Returns None once the machine is quiet, or the cores still busy when the wait ran out.
+    The benchmark shares its machine, and another process's test run would halve anyone's
+    throughput.
+    """
+    deadline = time.monotonic() + QUIET_WAIT
+    while True:
+        busy = machine_busy_seconds()
+        time.sleep(2)
+        cores = (machine_busy_seconds() - busy) / 2
+        if cores <= QUIET_MAX_CORES:
+            return None
+        if time.monotonic() > deadline:
+            return cores
+        print(f"   waiting for a quiet machine ({cores:.1f} cores busy)", flush=True)
+        time.sleep(3)
+
+
+# --- checking and loading -------------------------------------------------------------
+
+
+def fetch(url: str) -> Output:
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response:
+            data = response.read()
+            status = response.status
+            headers = {k.lower(): v for k, v in response.headers.items()}
+    except urllib.error.HTTPError as error:
+        return Output(error.code, "", 0, 0, 0, {})
+    image = pyvips.Image.new_from_buffer(data, "")
+    return Output(status, image.get("vips-loader"), image.width, image.height, len(data), headers)
+
+
+def check_outputs(
+    running: Running, workload: Workload, photos: list[Photo]
+) -> tuple[str | None, float]:
+    """The first problem with this workload's output for any photo, and the mean size in KB."""
+    sizes = []
+    for photo in photos:
+        target = running.server.target(workload, photo)
+        try:
+            out = fetch(running.base + target)
+        except (OSError, pyvips.Error) as error:
+            return f"{photo.name}: {error}", 0.0
+        if out.status != 200:
+            return f"{photo.name}: HTTP {out.status}", 0.0
+        problem = workload.check(photo, out)
+        if problem:
+            return f"{photo.name}: {problem}", 0.0
+        sizes.append(out.size)
+    return None, sum(sizes) / len(sizes) / 1000
+
+
+_UNITS_MS = {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60_000.0}
+
+
+def parse_wrk(text: str) -> dict[str, float]:
+    """Requests/s, p50 and p99 in ms, requests, and errors (non-2xx plus socket errors)."""
+
+    def latency(percent: str) -> float:
+        match = re.search(rf"^\s+{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.MULTILINE)
+        return float(match.group(1)) * _UNITS_MS[match.group(2)] if match else float("nan")
+
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", text)
+    requests = re.search(r"(\d+) requests in", text)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text
+    )
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    errors = sum(int(n) for n in sockets.groups()) if sockets else 0
+    errors += int(non2xx.group(1)) if non2xx else 0
+    return {
+        "rps": float(rps.group(1)) if rps else 0.0,
+        "p50": latency("50"),
+        "p99": latency("99"),
+        "requests": float(requests.group(1)) if requests else 0.0,
+        "errors": float(errors),
+    }
+
+
+def run_wrk(base: str, paths_file: Path, seconds: int, log: Path) -> dict[str, float]:
+    argv = [
+        "wrk", f"-t{WRK_THREADS}", f"-c{WRK_CONNECTIONS}", f"-d{seconds}s", "--timeout", "10s",
+        "--latency", "-s", str(LUA), base, "--", str(paths_file),
+    ]  # fmt: skip
+    result = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 60, check=False)
+    log.write_text(result.stdout + result.stderr)
+    if result.returncode != 0:
+        raise RuntimeError(f"wrk failed ({result.returncode}): {result.stderr.strip()}")
+    return parse_wrk(result.stdout)
+
+
+def pixfit_cache_counts(base: str) -> dict[str, float]:
+    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+        text = response.read().decode()
+    counts = {}
+    for result in ("hit", "miss"):
+        match = re.search(rf'^pixfit_cache_total{{result="{result}"}} ([\d.e+]+)', text, re.M)
+        counts[result] = float(match.group(1)) if match else 0.0
+    return counts
+
+
+@dataclass
+class Row:
+    server: str
+    workload: str
+    main: bool
+    rps: float = 0.0
+    p50: float = float("nan")
+    p99: float = float("nan")
+    errors: float = 0.0
+    peak_mib: float = 0.0
+    out_kb: float = 0.0
+    cpu_ms: float = 0.0
+    other_cores: float = 0.0
+    note: str = ""
+
+
+def bench_all(
+    servers: list[Server], photos: list[Photo], workdir: Path, pidfile: Path
+) -> list[Row]:
+    """Start every server, then run each workload on each server in turn.
+
+    Interleaving (W1 on every server, then W2 on every server...) rather than one server
+    after another spreads slow drifts in the machine's other load over all the servers
+    alike. An idle server costs no CPU while another is loaded.
+    """
+    rows: list[Row] = []
+    started: list[tuple[Running, PssSampler]] = []
+    try:
+        for server in servers:
+            running = Running(server, workdir, pidfile)
+            sampler = PssSampler(running.process.pid)
+            try:
+                running.wait_ready(server.target(server.workloads[0], photos[0]))
+            except RuntimeError as error:
+                print(f"== {server.name}: {error}", flush=True)
+                running.stop()
+                rows += [
+                    Row(server.name, w.key, server.main, note=f"failed: {error}")
+                    for w in server.workloads
+                ]
+                continue
+            sampler.start()
+            started.append((running, sampler))
+        for workload in (W1, W2, W3B, W3F, W4):
+            for running, sampler in started:
+                if workload in running.server.workloads:
+                    print(f"== {running.server.name} {workload.key}", flush=True)
+                    rows.append(bench_or_fail(running, sampler, workload, photos, workdir))
+    finally:
+        for running, sampler in started:
+            sampler.halt.set()
+            running.stop()
+    order = {server.name: i for i, server in enumerate(servers)}
+    keys = [w.key for w in (W1, W2, W3B, W3F, W4)]
+    return sorted(rows, key=lambda r: (order[r.server], keys.index(r.workload)))
+
+
+def bench_or_fail(
+    running: Running, sampler: PssSampler, workload: Workload, photos: list[Photo], workdir: Path
+) -> Row:
+    """The workload's row, or a row that says why it could not be measured."""
+    server = running.server
+    if running.process.poll() is not None:
+        note = f"failed: the server had exited ({running.process.returncode}); see its log"
+        return Row(server.name, workload.key, server.main, note=note)
+    try:
+        return bench_workload(running, sampler, workload, photos, workdir)
+    except (RuntimeError, OSError) as error:
+        print(f"   {workload.key}: {error}", flush=True)
+        died = running.process.poll() is not None
+        why = f"server exited ({running.process.returncode}) during the run" if died else error
+        return Row(server.name, workload.key, server.main, note=f"failed: {why}")
+
+
+def bench_workload(
+    running: Running, sampler: PssSampler, workload: Workload, photos: list[Photo], workdir: Path
+) -> Row:
+    server = running.server
+    row = Row(server.name, workload.key, server.main)
+    problem, row.out_kb = check_outputs(running, workload, photos)
+    if problem:
+        row.note = f"check failed, not timed: {problem}"
+        print(f"   {workload.key}: {row.note}", flush=True)
+        return row
+    slug = re.sub(r"[^a-z0-9]+", "-", f"{server.name}-{workload.key}".lower())
+    paths = workdir / f"{slug}.paths"
+    paths.write_text("".join(server.target(workload, p) + "\n" for p in photos))
+    pixfit_cache = server.warm and server.kind == "pixfit"
+    if server.warm:
+        warm(running, paths, workdir / f"{slug}.warm.txt", pixfit_cache)
+    notes = []
+    idle = wait_for_quiet()
+    if idle is not None:
+        notes.append(f"machine busy before ({idle:.1f} cores)")
+    before = pixfit_cache_counts(running.base) if pixfit_cache else None
+    usage = CpuWindow(running.process.pid)
+    start = time.monotonic()
+    stats = run_wrk(running.base, paths, DURATION, workdir / f"{slug}.wrk.txt")
+    row.peak_mib = sampler.peak_mib(start, time.monotonic())
+    server_cpu, other_cores = usage.close()
+    row.rps, row.p50, row.p99 = stats["rps"], stats["p50"], stats["p99"]
+    row.errors = stats["errors"]
+    row.cpu_ms = server_cpu * 1000 / stats["requests"] if stats["requests"] else 0.0
+    row.other_cores = other_cores
+    if before is not None:
+        after = pixfit_cache_counts(running.base)
+        misses = after["miss"] - before["miss"]
+        notes.append(f"{after['hit'] - before['hit']:.0f} hits, {misses:.0f} misses")
+    row.note = "; ".join(notes)
+    print(
+        f"   {workload.key}: {row.rps:.1f} req/s, p50 {row.p50:.1f} ms, p99 {row.p99:.1f} ms, "
+        f"{row.errors:.0f} errors, peak {row.peak_mib:.0f} MiB, {row.cpu_ms:.1f} CPU ms/req, "
+        f"others {row.other_cores:.2f} cores {row.note}",
+        flush=True,
+    )
+    return row
+
+
+def warm(running: Running, paths: Path, log: Path, pixfit_cache: bool) -> None:
+    """Fill the result cache: wrk rounds until one has no pixfit cache miss (at most 5)."""
+    for _ in range(5 if pixfit_cache else 2):
+        before = pixfit_cache_counts(running.base) if pixfit_cache else None
+        run_wrk(running.base, paths, WARM_SECONDS, log)
+        if before is not None and pixfit_cache_counts(running.base)["miss"] == before["miss"]:
+            return
+    # Let renders queued by the last round finish before the timed run.
+    time.sleep(1)
+
+
+# --- report ---------------------------------------------------------------------------
+
+
+def _find(rows: list[Row], server: str, workload: str) -> Row | None:
+    for row in rows:
+        if row.server == server and row.workload == workload and row.rps > 0:
+            return row
+    return None
+
+
+def _ratio(a: Row | None, b: Row | None) -> float | None:
+    return a.rps / b.rps if a and b and b.rps else None
+
+
+def goals(rows: list[Row]) -> list[tuple[str, float | None, str, bool | None]]:
+    """(what, value, goal, met) for each goal of the issue."""
+    pix_mem = [r.peak_mib for r in rows if r.server == "pixfit" and r.workload in ("W1", "W2")]
+    ipx_mem = [r.peak_mib for r in rows if r.server == "ipx" and r.workload in ("W1", "W2")]
+    memory = max(pix_mem) / max(ipx_mem) if pix_mem and ipx_mem and max(ipx_mem) else None
+    w4 = _find(rows, "pixfit cache=memory", "W4")
+    main_rows = [r for r in rows if r.main]
+    errors = sum(r.errors for r in main_rows)
+    failed = [r for r in main_rows if r.note.startswith(("check failed", "failed"))]
+    table: list[tuple[str, float | None, str, bool | None]] = [
+        ("W1 req/s pixfit / ipx", _ratio(_find(rows, "pixfit", "W1"), _find(rows, "ipx", "W1")),
+         ">= 1.3", None),
+        ("W1 req/s pixfit / thumbor",
+         _ratio(_find(rows, "pixfit", "W1"), _find(rows, "thumbor", "W1")), ">= 2", None),
+        ("W2 req/s pixfit / ipx", _ratio(_find(rows, "pixfit", "W2"), _find(rows, "ipx", "W2")),
+         ">= 1.2", None),
+        ("peak PSS pixfit / ipx (W1, W2)", memory, "<= 0.33", None),
+        ("W3 req/s budget / fixed",
+         _ratio(_find(rows, "pixfit", "W3 budget"), _find(rows, "pixfit", "W3 fixed")),
+         ">= 0.75", None),
+        ("W4 req/s (pixfit cache hits)", w4.rps if w4 else None, ">= 1500", None),
+        ("errors in the main rows", errors if not failed else None, "= 0", None),
+    ]  # fmt: skip
+    limits = [1.3, 2.0, 1.2, 1 / 3, 0.75, 1500.0, 0.0]
+    out = []
+    for (what, value, goal, _), limit in zip(table, limits, strict=True):
+        if value is None:
+            met = None
+        elif goal.startswith(">="):
+            met = value >= limit
+        elif goal.startswith("<="):
+            met = value <= limit
+        else:
+            met = value == limit
+        out.append((what, value, goal, met))
+    return out
+
+
+def _ms(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value:.1f}"
+
+
+def report(rows: list[Row], header: list[str]) -> str:
+    lines = [*header, ""]
+    lines.append(
+        "| server | workload | req/s | p50 ms | p99 ms | errors | peak PSS MiB "
+        "| CPU ms/req | others (cores) | out KB | note |"
+    )
+    lines.append("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|---|")
+    for r in rows:
+        rps = f"{r.rps:.1f}" if r.rps else "-"
+        peak = f"{r.peak_mib:.0f}" if r.peak_mib else "-"
+        kb = f"{r.out_kb:.1f}" if r.out_kb else "-"
+        lines.append(
+            f"| {r.server} | {r.workload} | {rps} | {_ms(r.p50)} | {_ms(r.p99)} | "
+            f"{r.errors:.0f} | {peak} | {r.cpu_ms:.1f} | {r.other_cores:.2f} | {kb} | {r.note} |"
+        )
+    lines += ["", "| goal | measured | target | met |", "|---|--:|--:|---|"]
+    for what, value, goal, met in goals(rows):
+        shown = "-" if value is None else (f"{value:.0f}" if value >= 100 else f"{value:.2f}")
+        verdict = {True: "yes", False: "**no**", None: "n/a"}[met]
+        lines.append(f"| {what} | {shown} | {goal} | {verdict} |")
+    lines += [
+        "",
+        "The same speed ratios from CPU time per request (capacity when the server has the",
+        "cores to itself; less disturbed by other load than req/s):",
+        "",
+        "| ratio | CPU-time view |",
+        "|---|--:|",
+    ]
+    for what, fast, slow in (
+        ("W1 pixfit / ipx", ("pixfit", "W1"), ("ipx", "W1")),
+        ("W1 pixfit / thumbor", ("pixfit", "W1"), ("thumbor", "W1")),
+        ("W2 pixfit / ipx", ("pixfit", "W2"), ("ipx", "W2")),
+        ("W3 budget / fixed", ("pixfit", "W3 budget"), ("pixfit", "W3 fixed")),
+    ):
+        mine, theirs = _find(rows, *fast), _find(rows, *slow)
+        if mine and theirs and mine.cpu_ms:
+            lines.append(f"| {what} | {theirs.cpu_ms / mine.cpu_ms:.2f} |")
+    return "\n".join(lines)
+
+
+def _versions() -> str:
+    def run(argv: list[str]) -> str:
+        try:
+            return subprocess.run(argv, capture_output=True, text=True, check=False).stdout.strip()
+        except OSError:
+            return "?"
+
+    def package(path: Path) -> dict[str, object]:
+        try:
+            return dict(json.loads(path.read_text()))
+        except (OSError, ValueError):
+            return {}
+
+    from importlib.metadata import version  # noqa: PLC0415
+
+    from pixfit.config import Config  # noqa: PLC0415
+    from pixfit.serve import gunicorn_settings  # noqa: PLC0415
+
+    defaults = Config()
+    threads = gunicorn_settings(defaults)["threads"]
+
+    modules = PEERS / "ipx" / "node_modules"
+    sharp = package(modules / "sharp" / "package.json")
+    config = sharp.get("config")
+    libvips = config.get("libvips") if isinstance(config, dict) else "?"
+    thumbor_py = str(PEERS / "thumbor" / "bin" / "python")
+    peer = run(
+        [thumbor_py, "-c", "import thumbor, PIL; print(thumbor.__version__, PIL.__version__)"]
+    )
+    thumbor, _, pillow = peer.partition(" ")
+    return (
+        f"pixfit {version('pixfit')} (libvips {pyvips.version(0)}.{pyvips.version(1)}."
+        f"{pyvips.version(2)}, gunicorn {version('gunicorn')} with {threads} threads per worker, "
+        f"max_concurrent {defaults.limits.max_concurrent}); "
+        f"ipx {package(modules / 'ipx' / 'package.json').get('version')} "
+        f"(sharp {sharp.get('version')}, libvips "
+        f"{libvips}, node {run(['node', '-v'])}); "
+        f"thumbor {thumbor} (Pillow {pillow}, Python "
+        f"{run([thumbor_py, '-c', 'import platform; print(platform.python_version())'])})"
+    )
+
+
+def _cpu() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "?"
+
+
+@contextlib.contextmanager
+def _stop_on_term() -> Iterator[None]:
+    # SIGTERM (from server.sh's trap) unwinds through the finally blocks like Ctrl-C.
+    previous = signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workdir", type=Path, required=True, help="scratch folder (photos, logs)")
+    parser.add_argument("--results", type=Path, default=PEERS / "server-results.md")
+    args = parser.parse_args()
+    workdir: Path = args.workdir
+    photos = pick_photos(workdir / "photos")
+    pidfile = workdir / "pids"
+    listed = ", ".join(f"{p.name} {p.width}x{p.height}" for p in photos)
+    print(f"photos: {listed}", flush=True)
+    header = [
+        f"{datetime.date.today().isoformat()}, {os.cpu_count()} cores ({_cpu()}), "
+        f"{WORKERS} workers per server, wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{DURATION}s, "
+        f"{len(photos)} photos ({listed}).",
+        "",
+        _versions() + ".",
+    ]
+    with _stop_on_term():
+        rows = bench_all(servers(workdir, workdir / "photos"), photos, workdir, pidfile)
+    text = report(rows, header)
+    print("\n" + text, flush=True)
+    args.results.parent.mkdir(parents=True, exist_ok=True)
+    args.results.write_text(text + "\n")
+    print(f"\n(also in {args.results}; logs and wrk output in {workdir})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
