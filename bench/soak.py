@@ -340,33 +340,6 @@ def client_loop(
     pool.close()
 
 
-class Listener:
-    """Counts connections to the port the hostile SVG points at (it must stay at zero)."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.socket.settimeout(0.2)
-        self.port = self.socket.getsockname()[1]
-        self.connections = 0
-        self.stopped = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-
-    def _run(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                connection, _ = self.socket.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            connection.close()
-
-    def close(self) -> None:
-        self.stopped.set()
-        self.thread.join()
-        self.socket.close()
-
-
 # ---------------------------------------------------------------------------------------
 # The report
 
@@ -408,7 +381,7 @@ def report(
     samples: list[Sample],
     elapsed: float,
     logs: Path,
-    listener: Listener,
+    listener: hostile.Listener,
     restarts: int,
 ) -> None:
     statuses: Counter[tuple[str, int]] = Counter()
@@ -534,7 +507,7 @@ def main() -> int:
     root, logs = folder / "root", folder / "logs"
     root.mkdir()
     logs.mkdir()
-    listener = Listener()
+    listener = hostile.Listener()
     requests = build_root(root, listener.port)
     port = free_port()
     print(f"root {root}: {len(list(root.iterdir()))} files; {len(requests)} request kinds")

@@ -9,8 +9,10 @@ deterministically.
 from __future__ import annotations
 
 import random
+import socket
 import struct
 import tempfile
+import threading
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -502,3 +504,34 @@ def all_cases(port: int = 9) -> list[Case]:
         jpeg_progressive_huge_sof(),
         ("frames-50.gif", gif_frames(50, 64, 48)),
     ]
+
+
+class Listener:
+    """A TCP listener on 127.0.0.1 that counts the connections it receives.
+
+    The hostile SVG points at it: any connection would mean a loader followed a link.
+    """
+
+    def __init__(self) -> None:
+        self.socket = socket.create_server(("127.0.0.1", 0))
+        self.socket.settimeout(0.1)
+        self.port = self.socket.getsockname()[1]
+        self.connections = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                connection, _ = self.socket.accept()
+            except TimeoutError:
+                continue
+            self.connections += 1
+            connection.close()
+
+    def close(self) -> None:
+        """Stop accepting and close the socket."""
+        self._stop.set()
+        self._thread.join()
+        self.socket.close()

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -140,42 +139,15 @@ def test_huge_ihdr_is_refused_from_the_header_alone(client: FlaskClient, root: P
 # SVG: refused before any parser could follow an entity or a link
 
 
-class Listener:
-    """A TCP listener on 127.0.0.1 that counts the connections it receives."""
-
-    def __init__(self) -> None:
-        self.socket = socket.create_server(("127.0.0.1", 0))
-        self.socket.settimeout(0.1)
-        self.port = self.socket.getsockname()[1]
-        self.connections = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                connection, _ = self.socket.accept()
-            except TimeoutError:
-                continue
-            self.connections += 1
-            connection.close()
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join()
-        self.socket.close()
-
-
 @pytest.fixture
-def listener() -> Iterator[Listener]:
-    server = Listener()
+def listener() -> Iterator[hostile.Listener]:
+    server = hostile.Listener()
     yield server
     server.close()
 
 
 def test_svg_with_external_entity_and_remote_image_is_refused_unread(
-    client: FlaskClient, root: Path, listener: Listener
+    client: FlaskClient, root: Path, listener: hostile.Listener
 ) -> None:
     response = fetch(client, root, hostile.svg_xxe(listener.port))
     assert_problem(response, root, 415)
