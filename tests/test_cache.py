@@ -2,18 +2,19 @@ import os
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from pixfit.cache import DiskCache, MemoryCache, NoCache, make_cache
+from pixfit.cache import DiskCache, MemoryCache, NoCache, Variant, make_cache
 from pixfit.config import CacheConfig, CacheKind
 from pixfit.profiles import NetworkClass
 from pixfit.render import Rendered, Timings
 
 
-def rendered(size: int, fill: bytes = b"x") -> Rendered:
-    return Rendered(
+def variant(size: int, fill: bytes = b"x") -> Variant:
+    rendered = Rendered(
         data=fill * size,
         media_type="image/webp",
         width=640,
@@ -24,6 +25,8 @@ def rendered(size: int, fill: bytes = b"x") -> Rendered:
         budget_met=True,
         timings=Timings(12.5, 3.25),
     )
+    modified = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
+    return Variant(rendered, etag="e" * 32, modified=modified, fresh_until=1_800_000_000.5)
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -35,22 +38,22 @@ def cache(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryCache | DiskC
 
 def test_miss_then_hit_returns_the_same_variant(cache: MemoryCache | DiskCache) -> None:
     assert cache.get("a" * 32) is None
-    cache.put("a" * 32, rendered(100))
-    assert cache.get("a" * 32) == rendered(100)
+    cache.put("a" * 32, variant(100))
+    assert cache.get("a" * 32) == variant(100)
     assert cache.get("b" * 32) is None
 
 
 def test_eviction_by_size_drops_the_least_recently_used(cache: MemoryCache | DiskCache) -> None:
     # 4 KB entries in a 10 KB cache: the third write must evict the least recently used.
-    cache.put("k1" * 16, rendered(4000, b"1"))
+    cache.put("k1" * 16, variant(4000, b"1"))
     time.sleep(0.02)  # distinct mtimes for the disk cache's recency
-    cache.put("k2" * 16, rendered(4000, b"2"))
+    cache.put("k2" * 16, variant(4000, b"2"))
     time.sleep(0.02)
     assert cache.get("k1" * 16) is not None  # k1 is now more recent than k2
     time.sleep(0.02)
     if isinstance(cache, DiskCache):
         cache._written_since_scan = cache.max_bytes  # force this write to re-measure
-    cache.put("k3" * 16, rendered(4000, b"3"))
+    cache.put("k3" * 16, variant(4000, b"3"))
     assert cache.get("k2" * 16) is None
     assert cache.get("k1" * 16) is not None
     assert cache.get("k3" * 16) is not None
@@ -58,17 +61,17 @@ def test_eviction_by_size_drops_the_least_recently_used(cache: MemoryCache | Dis
 
 def test_memory_cache_tracks_its_size() -> None:
     cache = MemoryCache(max_bytes=1000)
-    cache.put("a", rendered(600))
-    cache.put("a", rendered(300))
+    cache.put("a", variant(600))
+    cache.put("a", variant(300))
     assert cache.size == 300
-    cache.put("huge", rendered(5000))  # larger than the whole cache: not stored
+    cache.put("huge", variant(5000))  # larger than the whole cache: not stored
     assert cache.get("huge") is None and cache.size == 300
 
 
 def test_disk_cache_survives_a_restart_and_ignores_partial_files(tmp_path: Path) -> None:
-    DiskCache(tmp_path, 10_000).put("ab" * 16, rendered(500))
+    DiskCache(tmp_path, 10_000).put("ab" * 16, variant(500))
     reopened = DiskCache(tmp_path, 10_000)
-    assert reopened.get("ab" * 16) == rendered(500)
+    assert reopened.get("ab" * 16) == variant(500)
     # A truncated entry (a crash mid-write of some other writer) reads as a miss.
     entry = tmp_path / "ab" / ("ab" * 16)
     entry.write_bytes(entry.read_bytes()[:-10])
@@ -77,9 +80,9 @@ def test_disk_cache_survives_a_restart_and_ignores_partial_files(tmp_path: Path)
 
 def test_disk_cache_is_shared_between_processes(tmp_path: Path) -> None:
     writer = (
-        "import sys; from pixfit.cache import DiskCache; from tests.test_cache import rendered;"
+        "import sys; from pixfit.cache import DiskCache; from tests.test_cache import variant;"
         "from pathlib import Path;"
-        "DiskCache(Path(sys.argv[1]), 10_000).put('cd' * 16, rendered(700, b'z'))"
+        "DiskCache(Path(sys.argv[1]), 10_000).put('cd' * 16, variant(700, b'z'))"
     )
     subprocess.run(
         [sys.executable, "-c", writer, str(tmp_path)],
@@ -88,13 +91,13 @@ def test_disk_cache_is_shared_between_processes(tmp_path: Path) -> None:
         cwd=Path(__file__).parent.parent,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
     )
-    assert DiskCache(tmp_path, 10_000).get("cd" * 16) == rendered(700, b"z")
+    assert DiskCache(tmp_path, 10_000).get("cd" * 16) == variant(700, b"z")
     assert not list(tmp_path.glob("**/.tmp-*"))  # the atomic write left no temporary
 
 
 def test_no_cache_stores_nothing() -> None:
     cache = NoCache()
-    cache.put("a", rendered(10))
+    cache.put("a", variant(10))
     assert cache.get("a") is None
 
 

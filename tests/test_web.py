@@ -168,6 +168,9 @@ class Upstream(http.server.ThreadingHTTPServer):
     def __init__(self, photo: bytes) -> None:
         super().__init__(("127.0.0.1", 0), _Handler)
         self.photo = photo
+        # What /img.jpg answers with; tests change them to play a changing origin.
+        self.etag = UPSTREAM_ETAG
+        self.cache_control: str | None = None
         self.seen: list[str] = []
         self.stop = threading.Event()
 
@@ -190,7 +193,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.server.seen.append(self.path)
         path, _, query = self.path.partition("?")
         if path == "/img.jpg":
-            self._reply(200, self.server.photo, {"ETag": UPSTREAM_ETAG})
+            headers = {"ETag": self.server.etag}
+            if self.server.cache_control:
+                headers["Cache-Control"] = self.server.cache_control
+            self._reply(200, self.server.photo, headers)
         elif path == "/error":
             self._reply(500, b"upstream broke")
         elif path == "/slow":

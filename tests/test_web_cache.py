@@ -1,14 +1,19 @@
 """The result cache and conditional requests through the app: both answer before any work."""
 
 import os
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import pyvips
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from pixfit.config import Config
 from pixfit.web import create_app
+from tests.conftest import serving
+from tests.test_web import Upstream
 
 
 @pytest.fixture
@@ -90,3 +95,87 @@ def test_metrics_count_hits_and_misses(photo: Path) -> None:
     assert 'pixfit_cache_total{result="hit"}' in text
     assert 'pixfit_requests_total{network_class="wifi",status="200"}' in text
     assert "pixfit_render_seconds_bucket" in text
+
+
+# ---------------------------------------------------------------------------------------
+# URL sources: variants are stored under the URL and trusted for `cache.url_max_age`
+
+
+@pytest.fixture
+def origin(photo: Path) -> Iterator[Upstream]:
+    with serving(Upstream(photo.read_bytes())) as server:
+        yield server
+
+
+def url_client(photo: Path, url_max_age: int) -> FlaskClient:
+    config = Config().merged(
+        {
+            "source": {
+                "root": str(photo.parent),
+                "allowed_hosts": ["127.0.0.1"],
+                "allow_private_networks": True,
+            },
+            "cache": {"kind": "memory", "url_max_age": url_max_age},
+        }
+    )
+    return create_app(config).test_client()
+
+
+def get_url(client: FlaskClient, origin: Upstream, **headers: str) -> TestResponse:
+    query = {"url": origin.url("/img.jpg"), "w": "100"}
+    return client.get("/images/", query_string=query, headers=headers)
+
+
+def test_a_fresh_url_variant_is_served_without_fetching(photo: Path, origin: Upstream) -> None:
+    client = url_client(photo, url_max_age=3600)
+    first = get_url(client, origin)
+    assert first.status_code == 200 and "decode;dur" in first.headers["Server-Timing"]
+    second = get_url(client, origin)
+    assert second.headers["Server-Timing"] == 'cache;desc="hit"'
+    assert second.data == first.data and second.headers["ETag"] == first.headers["ETag"]
+    revalidated = get_url(client, origin, **{"If-None-Match": first.headers["ETag"]})
+    assert revalidated.status_code == 304
+    assert origin.seen == ["/img.jpg"]  # one fetch for three answers
+
+
+def test_a_stale_url_variant_is_reused_while_the_origin_is_unchanged(
+    photo: Path, origin: Upstream
+) -> None:
+    client = url_client(photo, url_max_age=0)
+    first = get_url(client, origin)
+    second = get_url(client, origin)
+    assert second.headers["Server-Timing"].endswith('cache;desc="revalidated"')
+    assert second.data == first.data and second.headers["ETag"] == first.headers["ETag"]
+    assert origin.seen == ["/img.jpg"] * 2  # fetched again, but not decoded again
+
+
+def test_a_changed_origin_gives_a_new_variant(photo: Path, origin: Upstream) -> None:
+    client = url_client(photo, url_max_age=0)
+    first = get_url(client, origin)
+    origin.photo = pyvips.Image.black(320, 200).jpegsave_buffer()
+    origin.etag = '"upstream-v2"'
+    second = get_url(client, origin)
+    assert second.headers["ETag"] != first.headers["ETag"]
+    assert "decode;dur" in second.headers["Server-Timing"]
+    assert pyvips.Image.new_from_buffer(second.data, "").avg() < 5
+
+
+@pytest.mark.parametrize("cache_control", ["no-cache", "private", "max-age=0", "no-store"])
+def test_the_origin_can_forbid_serving_without_a_fetch(
+    photo: Path, origin: Upstream, cache_control: str
+) -> None:
+    origin.cache_control = cache_control
+    client = url_client(photo, url_max_age=3600)
+    get_url(client, origin)
+    assert get_url(client, origin).status_code == 200
+    assert origin.seen == ["/img.jpg"] * 2
+
+
+def test_the_origin_max_age_shortens_ours(photo: Path, origin: Upstream) -> None:
+    origin.cache_control = "public, max-age=1"
+    client = url_client(photo, url_max_age=3600)
+    get_url(client, origin)
+    assert get_url(client, origin).headers["Server-Timing"] == 'cache;desc="hit"'
+    time.sleep(1.1)
+    get_url(client, origin)
+    assert origin.seen == ["/img.jpg"] * 2

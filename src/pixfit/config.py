@@ -97,6 +97,10 @@ class CacheConfig:
     path: str = ""
     # Upper bound of the cache's size in bytes.
     max_bytes: int = 256_000_000
+    # Seconds a variant of a URL source is served from the cache without fetching the URL
+    # again; the origin's Cache-Control max-age can only shorten it. After that, a fetch
+    # whose ETag or Last-Modified is unchanged still reuses the variant (no decode).
+    url_max_age: int = 3600
 
 
 @dataclass(frozen=True, slots=True)

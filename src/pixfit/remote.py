@@ -22,6 +22,8 @@ import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError
 from urllib3.exceptions import TimeoutError as Urllib3Timeout
 from urllib3.response import BaseHTTPResponse
+from werkzeug.datastructures import ResponseCacheControl
+from werkzeug.http import parse_cache_control_header
 
 from pixfit.errors import (
     Forbidden,
@@ -128,6 +130,19 @@ def _parse_http_date(value: str | None) -> datetime | None:
     except (TypeError, ValueError, IndexError):
         return None
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _shared_max_age(value: str | None) -> float | None:
+    """How long the origin's Cache-Control lets a shared cache reuse its answer, if it says."""
+    if not value:
+        return None
+    control = parse_cache_control_header(value, cls=ResponseCacheControl)
+    # pixfit is a shared cache: `private` answers are not for it, and `no-store` and
+    # `no-cache` ask for a fresh look every time.
+    if control.no_store or control.no_cache or control.private:
+        return 0.0
+    age = control.s_maxage if control.s_maxage is not None else control.max_age
+    return float(age) if age is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -304,4 +319,9 @@ class UrlSource:
         data = b"".join(chunks)
         last_modified = response.headers.get("Last-Modified")
         version = response.headers.get("ETag") or last_modified or hashlib.sha256(data).hexdigest()
-        return SourceImage(data, f"url:{origin}|{version}", _parse_http_date(last_modified))
+        return SourceImage(
+            data,
+            f"url:{origin}|{version}",
+            _parse_http_date(last_modified),
+            _shared_max_age(response.headers.get("Cache-Control")),
+        )

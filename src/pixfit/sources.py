@@ -22,6 +22,9 @@ class SourceImage:
     identity: str
     # When the source last changed; None when it is not known.
     modified: datetime | None
+    # Seconds the origin lets a shared cache reuse these bytes without asking again (its
+    # Cache-Control); None when it does not say.
+    max_age: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

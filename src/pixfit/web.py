@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from datetime import datetime
 from functools import partial
 
 from flask import Blueprint, Flask, Response, g, render_template, request, url_for
@@ -13,7 +14,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
 from pixfit import metrics
-from pixfit.cache import make_cache
+from pixfit.cache import Variant, make_cache
 from pixfit.config import Config
 from pixfit.embed import image_url, srcset
 from pixfit.errors import BadOption, Overloaded, PixfitError
@@ -26,7 +27,7 @@ from pixfit.profiles import NetworkClass
 from pixfit.remote import UrlSource
 from pixfit.render import Rendered, render_plan
 from pixfit.signing import verify
-from pixfit.sources import LocalSource, Source, SourceStamp
+from pixfit.sources import LocalSource, Source, SourceImage, SourceStamp
 
 log = logging.getLogger(APP_LOGGER)
 access_log = logging.getLogger(ACCESS_LOGGER)
@@ -134,63 +135,93 @@ class ImageService:
         planned = plan(options, ClientHints.from_headers(dict(request.headers)), self.config)
         g.pixfit_class = planned.network
 
-        # Answer from the stamp alone where the source can give one (files): a 304 or a
-        # cache hit then costs a stat, with no read and no decode.
+        # Files give their version from a stat: a 304 or a cache hit then costs no read and
+        # no decode. A URL's version is only known by fetching it, so its variants are
+        # stored under the URL and trusted until they go stale.
         known = source.identify(ref)
-        if known is not None and (early := self._answer_early(known, planned)):
-            return early
+        key = _etag(known, planned) if known else _url_key(ref, planned)
+        if known is not None and request.if_none_match.contains_weak(key):
+            return self._not_modified(key, known.modified, planned)
+        stored = None if planned.passthrough else self._lookup(key)
+        if stored is not None and stored.is_fresh(time.time()):
+            if request.if_none_match.contains_weak(stored.etag):
+                return self._not_modified(stored.etag, stored.modified, planned)
+            return self._image_response(stored, planned, 'cache;desc="hit"')
+        return self._fetch_and_render(source, ref, planned, known, key, stored)
+
+    def _lookup(self, key: str) -> Variant | None:
+        stored = self.cache.get(key)
+        metrics.CACHE.labels("miss" if stored is None else "hit").inc()
+        return stored
+
+    def _fetch_and_render(
+        self,
+        source: Source,
+        ref: str,
+        planned: Plan,
+        known: SourceStamp | None,
+        key: str,
+        stored: Variant | None,
+    ) -> Response:
+        """Open the source and render it, unless a stale variant turns out to be current."""
         started = time.perf_counter()
         image = source.open(ref)
-        fetch_ms = (time.perf_counter() - started) * 1000
         metrics.SOURCE_BYTES.inc(len(image.data))
-        stamp = SourceStamp(image.identity, image.modified)
-        if known is None and (early := self._answer_early(stamp, planned)):
-            return early
-        if planned.passthrough:
-            rendered = render_plan(image.data, planned, self.config.limits)
+        etag = _etag(SourceStamp(image.identity, image.modified), planned)
+        if known is None and request.if_none_match.contains_weak(etag):
+            return self._not_modified(etag, image.modified, planned)
+        fetched = f"fetch;dur={(time.perf_counter() - started) * 1000:.1f}"
+        if stored is not None and stored.etag == etag:
+            # A stale URL variant whose origin still has the same version: no decode needed.
+            rendered = stored.rendered
+            timing = f'{fetched}, cache;desc="revalidated"'
         else:
-            with self.slots.slot():
+            if planned.passthrough:
                 rendered = render_plan(image.data, planned, self.config.limits)
-            self.cache.put(_etag(stamp, planned), rendered)
-        g.pixfit_render_ms = rendered.timings.decode_ms + rendered.timings.encode_ms
-        metrics.RENDER_SECONDS.observe(g.pixfit_render_ms / 1000)
-        timing = (
-            f"fetch;dur={fetch_ms:.1f}, "
-            f'decode;dur={rendered.timings.decode_ms:.1f};desc="decode+resize", '
-            f"encode;dur={rendered.timings.encode_ms:.1f}"
-        )
-        return self._image_response(rendered, stamp, planned, timing)
+            else:
+                with self.slots.slot():
+                    rendered = render_plan(image.data, planned, self.config.limits)
+            g.pixfit_render_ms = rendered.timings.decode_ms + rendered.timings.encode_ms
+            metrics.RENDER_SECONDS.observe(g.pixfit_render_ms / 1000)
+            timing = (
+                f'{fetched}, decode;dur={rendered.timings.decode_ms:.1f};desc="decode+resize", '
+                f"encode;dur={rendered.timings.encode_ms:.1f}"
+            )
+        variant = Variant(rendered, etag, image.modified, self._fresh_until(known, image))
+        if not planned.passthrough:
+            self.cache.put(key, variant)
+        return self._image_response(variant, planned, timing)
 
-    def _answer_early(self, stamp: SourceStamp, planned: Plan) -> Response | None:
-        """A 304 or a cached variant, if either answers the request."""
-        etag = _etag(stamp, planned)
-        if request.if_none_match.contains_weak(etag):
-            response = Response(status=304)
-            self._cache_headers(response, stamp, planned)
-            return response
-        if planned.passthrough:
-            return None
-        cached = self.cache.get(etag)
-        metrics.CACHE.labels("miss" if cached is None else "hit").inc()
-        if cached is None:
-            return None
-        return self._image_response(cached, stamp, planned, 'cache;desc="hit"')
+    def _fresh_until(self, known: SourceStamp | None, image: SourceImage) -> float | None:
+        """Until when a new variant may be served without a fetch (None: while stored)."""
+        if known is not None:
+            return None  # keyed by the file's version, so it can never be stale
+        max_age = float(self.config.cache.url_max_age)
+        if image.max_age is not None:
+            max_age = min(max_age, image.max_age)
+        return time.time() + max_age
 
-    def _image_response(
-        self, rendered: Rendered, stamp: SourceStamp, planned: Plan, timing: str
-    ) -> Response:
+    def _not_modified(self, etag: str, modified: datetime | None, planned: Plan) -> Response:
+        response = Response(status=304)
+        self._cache_headers(response, etag, modified, planned)
+        return response
+
+    def _image_response(self, variant: Variant, planned: Plan, timing: str) -> Response:
+        rendered = variant.rendered
         response = Response(rendered.data, mimetype=rendered.media_type)
-        self._cache_headers(response, stamp, planned)
+        self._cache_headers(response, variant.etag, variant.modified, planned)
         response.headers["Server-Timing"] = timing
         response.headers["X-Pixfit-Class"] = str(rendered.network)
         response.headers["X-Pixfit-Quality"] = str(rendered.quality or "original")
         response.headers["X-Pixfit-Budget"] = _budget_verdict(rendered)
         return response
 
-    def _cache_headers(self, response: Response, stamp: SourceStamp, planned: Plan) -> None:
-        response.set_etag(_etag(stamp, planned))
-        if stamp.modified:
-            response.last_modified = stamp.modified
+    def _cache_headers(
+        self, response: Response, etag: str, modified: datetime | None, planned: Plan
+    ) -> None:
+        response.set_etag(etag)
+        if modified:
+            response.last_modified = modified
         response.headers["Cache-Control"] = self.config.server.cache_control
         response.headers["Vary"] = ", ".join(planned.vary)
         response.headers["Accept-CH"] = ", ".join(ACCEPT_CH)
@@ -199,6 +230,11 @@ class ImageService:
 def _etag(stamp: SourceStamp, planned: Plan) -> str:
     """Strong validator (and cache key): the source version plus the normalised plan."""
     return hashlib.sha256(f"{stamp.identity}\n{planned.key}".encode()).hexdigest()[:32]
+
+
+def _url_key(url: str, planned: Plan) -> str:
+    """Cache key of a URL source's variant, whatever the origin's current version."""
+    return hashlib.sha256(f"url:{url}\n{planned.key}".encode()).hexdigest()[:32]
 
 
 def _budget_verdict(rendered: Rendered) -> str:
