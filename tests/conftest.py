@@ -7,8 +7,8 @@ fixtures that build something costly once belong here too, with a module or sess
 
 from __future__ import annotations
 
-import http.server
 import socket
+import socketserver
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -134,12 +134,12 @@ def dialled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-Server = TypeVar("Server", bound=http.server.ThreadingHTTPServer)
+Server = TypeVar("Server", bound=socketserver.BaseServer)
 
 
 @contextmanager
 def serving(server: Server) -> Iterator[Server]:
-    """Run a test HTTP server on a thread; on exit release any handler blocked on its
+    """Run a test server on a thread; on exit release any handler blocked on its
     `stop` event (slow endpoints), shut it down and close its socket."""
     thread = threading.Thread(
         target=server.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True

@@ -1,3 +1,4 @@
+import sys
 from pathlib import Path
 
 import pytest
@@ -60,6 +61,10 @@ def test_toml_then_environment(tmp_path: Path) -> None:
             lambda c: c.profiles[NetworkClass.WIFI].budget is None,
         ),
         ({"PIXFIT_DEFAULT_CLASS": "3g"}, lambda c: c.default_class == NetworkClass.THREE_G),
+        (
+            {"PIXFIT_CACHE_KIND": "redis", "PIXFIT_CACHE_URL": "unix:///run/redis.sock"},
+            lambda c: c.cache.kind == CacheKind.REDIS and c.cache.url == "unix:///run/redis.sock",
+        ),
         ({"HOME": "/root"}, lambda c: c == Config()),
     ],
 )
@@ -74,7 +79,12 @@ def test_environment_variables(environ: dict[str, str], check) -> None:  # type:
         ({"PIXFIT_SERVER_PORT": "70000"}, "server.port must be 1..65535"),
         ({"PIXFIT_SERVER_PROT": "80"}, "unknown configuration key server.prot"),
         ({"PIXFIT_BOGUS_KEY": "1"}, "unknown environment variable PIXFIT_BOGUS_KEY"),
-        ({"PIXFIT_CACHE_KIND": "redis2"}, "cache.kind must be one of none, memory, disk"),
+        ({"PIXFIT_CACHE_KIND": "redis2"}, "cache.kind must be one of none, memory, disk, redis"),
+        ({"PIXFIT_CACHE_KIND": "redis"}, r"cache\.url must be a redis://, rediss:// or unix://"),
+        (
+            {"PIXFIT_CACHE_KIND": "redis", "PIXFIT_CACHE_URL": "127.0.0.1:6379"},
+            r"cache\.url must be a redis://.* got '127\.0\.0\.1:6379'",
+        ),
         ({"PIXFIT_SOURCE_ALLOW_PRIVATE_NETWORKS": "maybe"}, "must be true or false"),
         ({"PIXFIT_PROFILES_5G_BUDGET": "1"}, "unknown network class"),
         ({"PIXFIT_PROFILES_3G_QUALITY_MIN": "90"}, r"quality_min <= quality_max"),
@@ -87,6 +97,12 @@ def test_environment_variables(environ: dict[str, str], check) -> None:  # type:
 def test_bad_values_fail_with_their_name(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         Config.load(environ)
+
+
+def test_the_redis_kind_needs_the_redis_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # as if not installed
+    with pytest.raises(ConfigError, match=r"pip install 'pixfit\[redis\]'"):
+        Config().merged({"cache": {"kind": "redis", "url": "redis://127.0.0.1:6379/0"}})
 
 
 def test_bad_toml_names_the_key(tmp_path: Path) -> None:

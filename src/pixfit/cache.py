@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import threading
+import time
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pixfit.config import CacheConfig, CacheKind
+from pixfit.logs import APP_LOGGER
 from pixfit.profiles import NetworkClass
 from pixfit.render import Rendered, Timings
+
+if TYPE_CHECKING:
+    from redis import Redis
+
+log = logging.getLogger(APP_LOGGER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +170,79 @@ class DiskCache:
             total -= size
 
 
+class RedisCache:
+    """Entries in a redis server, shared by every worker of every host that names it.
+
+    Each entry is one string value in the `pack` layout, under "pixfit:" and the key, so
+    the server can hold other things too. Redis bounds its own size: give it a
+    `maxmemory` and `maxmemory-policy allkeys-lru`, and it evicts the least recently used
+    keys of all its clients, which pixfit cannot do as well from outside. `max_bytes` only
+    turns away a single variant larger than it.
+
+    A cache must not make a request fail or wait: when redis is down, slow or answers
+    nonsense, a get is a miss and a put is dropped, one warning is logged, and redis is
+    left alone for `PAUSE_AFTER_ERROR` seconds before it is tried again.
+    """
+
+    PREFIX = "pixfit:"
+    # Seconds to connect and to wait for a reply. A nearby redis answers in about a
+    # millisecond; past this a render is often as quick. redis-py's own defaults (no
+    # timeout in 5.x; 5 s and 10 retries in 8.x) let a dead or firewalled server hold a
+    # request thread for seconds or for ever.
+    TIMEOUT = 0.25
+    # Seconds without asking redis after a failure, so that an outage costs one
+    # timeout now and then rather than two (get and put) on every request.
+    PAUSE_AFTER_ERROR = 5.0
+
+    def __init__(self, url: str, max_bytes: int) -> None:
+        import redis  # noqa: PLC0415 (only this kind needs the optional package)
+        from redis.backoff import NoBackoff  # noqa: PLC0415
+        from redis.retry import Retry  # noqa: PLC0415
+
+        self.max_bytes = max_bytes
+        # No connection is opened here, and redis-py's pool notices a fork (it compares
+        # the pid) and drops inherited connections, so each worker gets its own sockets
+        # whether the app is made before the fork (mod_wsgi, gunicorn --preload) or after.
+        self._client: Redis = redis.Redis.from_url(
+            url,
+            socket_connect_timeout=self.TIMEOUT,
+            socket_timeout=self.TIMEOUT,
+            retry=Retry(NoBackoff(), retries=0),  # each retry would add another timeout
+        )
+        # What a failing server raises: redis-py's errors, and ValueError from its parser
+        # when a reply is garbage where it expects a number.
+        self._errors = (redis.RedisError, ValueError)
+        # Monotonic time before which redis is not asked; 0 while it answers.
+        self._paused_until = 0.0
+
+    def get(self, key: str) -> Variant | None:
+        """The entry, if a whole one is there and redis answers in time."""
+        entry = self._call(self._client.get, self.PREFIX + key)
+        return unpack(entry) if isinstance(entry, bytes) else None
+
+    def put(self, key: str, variant: Variant) -> None:
+        """Store the entry, or drop it if redis does not take it in time."""
+        if variant.size <= self.max_bytes:
+            self._call(self._client.set, self.PREFIX + key, pack(variant))
+
+    def _call(self, command: Callable[..., Any], *args: Any) -> Any:
+        """The command's reply, or None while redis fails or is paused after failing."""
+        if self._paused_until and time.monotonic() < self._paused_until:
+            return None
+        try:
+            reply = command(*args)
+        except self._errors as error:
+            # Threads race here at worst into a second warning, which is not worth a lock.
+            if not self._paused_until:
+                log.warning("redis cache unavailable, serving without it: %s", error)
+            self._paused_until = time.monotonic() + self.PAUSE_AFTER_ERROR
+            return None
+        if self._paused_until:
+            log.info("redis cache is back")
+            self._paused_until = 0.0
+        return reply
+
+
 def make_cache(config: CacheConfig) -> Cache:
     """The cache the config names."""
     if config.kind == CacheKind.MEMORY:
@@ -168,6 +250,8 @@ def make_cache(config: CacheConfig) -> Cache:
     if config.kind == CacheKind.DISK:
         path = Path(config.path) if config.path else Path(tempfile.gettempdir()) / "pixfit-cache"
         return DiskCache(path, config.max_bytes)
+    if config.kind == CacheKind.REDIS:
+        return RedisCache(config.url, config.max_bytes)
     return NoCache()
 
 
@@ -207,5 +291,5 @@ def unpack(entry: bytes) -> Variant | None:
             modified=datetime.fromisoformat(modified) if modified else None,
             fresh_until=header["fresh_until"],
         )
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # deep JSON: RecursionError
         return None

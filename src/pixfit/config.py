@@ -7,6 +7,7 @@ with its full name (`source.max_source_bytes`), whichever layer it came from.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import os
 import tomllib
 import types
@@ -21,6 +22,7 @@ from pixfit.profiles import DEFAULT_PROFILES, NetworkClass, Profile
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 ENV_PREFIX = "PIXFIT_"
+REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
 class ConfigError(ValueError):
@@ -33,6 +35,7 @@ class CacheKind(StrEnum):
     NONE = "none"
     MEMORY = "memory"
     DISK = "disk"
+    REDIS = "redis"
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,9 @@ class ServerConfig:
     prefix: str = "/images"
     # Cache-Control sent with every image (errors get no-store).
     cache_control: str = "public, max-age=86400"
+    # A worker is replaced after this many renders (plus up to 10%, so that workers do not
+    # all restart at once); 0 never. Cache hits and 304s do not count.
+    recycle_after_renders: int = 2000
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +101,10 @@ class CacheConfig:
     kind: CacheKind = CacheKind.NONE
     # Directory of the disk cache; empty means a folder under the system temp dir.
     path: str = ""
-    # Upper bound of the cache's size in bytes.
+    # Server of the redis cache (redis://, rediss:// or unix://); only kind redis reads it.
+    url: str = ""
+    # Upper bound of the cache's size in bytes. Redis is bounded by its own maxmemory
+    # instead; there this only turns away a single variant larger than it.
     max_bytes: int = 256_000_000
     # Seconds a variant of a URL source is served from the cache without fetching the URL
     # again; the origin's Cache-Control max-age can only shorten it. After that, a fetch
@@ -316,6 +325,7 @@ def _checked(config: Config) -> Config:
         raise ConfigError(
             f"log.level must be debug, info, warning or error, got {config.log.level!r}"
         )
+    _check_redis(config.cache)
     for cls, profile in config.profiles.items():
         if not 1 <= profile.quality_min <= profile.quality_max <= 100:
             raise ConfigError(
@@ -325,6 +335,20 @@ def _checked(config: Config) -> Config:
         if not 1 <= profile.max_dpr <= 4:
             raise ConfigError(f"profiles.{cls}.max_dpr must be 1..4, got {profile.max_dpr}")
     return config
+
+
+def _check_redis(cache: CacheConfig) -> None:
+    if cache.kind != CacheKind.REDIS:
+        return
+    if not cache.url.startswith(REDIS_URL_SCHEMES):
+        raise ConfigError(
+            "cache.url must be a redis://, rediss:// or unix:// URL when cache.kind is redis, "
+            f"got {cache.url!r}"
+        )
+    # Checked here, not when the cache is made: `pixfit serve` makes it in each gunicorn
+    # worker, where an error ends in "Worker failed to boot" instead of this message.
+    if importlib.util.find_spec("redis") is None:
+        raise ConfigError("cache.kind redis needs the redis package: pip install 'pixfit[redis]'")
 
 
 def _plain(value: Any) -> Any:
