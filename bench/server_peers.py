@@ -238,7 +238,20 @@ def servers(workdir: Path, photos_dir: Path) -> list[Server]:
     ]
     main[1].warm = main[4].warm = True
     main[4].main = False
+    # gunicorn's sync workers, against the gthread workers `pixfit serve` runs.
+    sync = [str(REPO / ".venv" / "bin" / "gunicorn"), "-k", "sync", "-w", str(WORKERS)]
+    sync += ["-b", "127.0.0.1:{port}", "pixfit.wsgi:application"]
+    sync_env = {"PIXFIT_SOURCE_ROOT": str(photos_dir)}
     variants = [
+        Server("pixfit gunicorn sync", "pixfit", sync, [W1], sync_env),
+        Server(
+            "pixfit gunicorn sync cache=memory",
+            "pixfit",
+            sync,
+            [W4],
+            {**sync_env, "PIXFIT_CACHE_KIND": "memory"},
+            warm=True,
+        ),
         Server("pixfit VIPS_CONCURRENCY=2", "pixfit", pixfit, [W1, W2], {"VIPS_CONCURRENCY": "2"}),
         Server("pixfit max_concurrent=2", "pixfit", pixfit, [W1, W2], {f"{LIMITS}CONCURRENT": "2"}),
         Server("pixfit max_concurrent=4", "pixfit", pixfit, [W1, W2], {f"{LIMITS}CONCURRENT": "4"}),
@@ -293,7 +306,12 @@ class Running:
         self.server = server
         self.port = free_port()
         env = {**server.env, "PORT": str(self.port)}
-        argv = [*server.argv, "--port", str(self.port)] if server.kind != "ipx" else server.argv
+        if any("{port}" in arg for arg in server.argv):
+            argv = [arg.replace("{port}", str(self.port)) for arg in server.argv]
+        elif server.kind != "ipx":
+            argv = [*server.argv, "--port", str(self.port)]
+        else:
+            argv = server.argv
         slug = re.sub(r"[^a-z0-9]+", "-", server.name.lower())
         self.log = workdir / f"{slug}.log"
         with self.log.open("wb") as log:

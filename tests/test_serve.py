@@ -12,6 +12,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -93,8 +94,9 @@ def stop(process: subprocess.Popen[bytes]) -> int:
         raise
 
 
-@pytest.fixture
-def server(tmp_path: Path) -> Iterator[Server]:
+@contextmanager
+def started(tmp_path: Path, **settings: str) -> Iterator[Server]:
+    """`pixfit serve` with one worker, `settings` as PIXFIT_* variables, stopped at exit."""
     root, tmpdir = tmp_path / "root", tmp_path / "tmp"
     root.mkdir()
     tmpdir.mkdir()
@@ -106,6 +108,7 @@ def server(tmp_path: Path) -> Iterator[Server]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIXFIT_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env["TMPDIR"] = str(tmpdir)
+    env.update({f"PIXFIT_{name.upper()}": value for name, value in settings.items()})
     command = [*pixfit_command(), "serve", "--root", str(root)]
     command += ["--host", HOST, "--port", str(port), "--workers", "1"]
     log = tmp_path / "serve.log"
@@ -119,6 +122,12 @@ def server(tmp_path: Path) -> Iterator[Server]:
         yield running
     finally:
         stop(process)
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[Server]:
+    with started(tmp_path) as running:
+        yield running
 
 
 def test_serve_binds_its_address_answers_images_and_problems_then_stops(server: Server) -> None:
@@ -152,3 +161,24 @@ def test_serve_binds_its_address_answers_images_and_problems_then_stops(server: 
     assert stop(server.process) == 0, server.output()
     # serve's per-run metrics folder goes away with the server.
     assert list(server.tmpdir.glob("pixfit-metrics-*")) == []
+
+
+def test_a_worker_is_recycled_after_its_renders_and_never_for_hits(tmp_path: Path) -> None:
+    recycled, booted = "recycling worker", "Booting worker"
+    with started(tmp_path, server_recycle_after_renders="3", cache_kind="memory") as server:
+
+        def log() -> str:
+            return server.log.read_text(errors="replace")
+
+        for _ in range(30):  # one render, then 29 hits from the worker's memory cache
+            assert server.get("/images/photo.jpg?w=200")[0] == 200
+        assert server.get("/images/photo.jpg")[0] == 200  # the original: no render either
+        assert recycled not in log()
+        for width in (201, 202):  # renders two and three
+            assert server.get(f"/images/photo.jpg?w={width}")[0] == 200
+        deadline = time.monotonic() + START_SECONDS
+        while log().count(booted) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert recycled in log() and log().count(booted) == 2
+        # The master forked a fresh worker, which serves on.
+        assert server.get("/images/photo.jpg?w=203")[0] == 200

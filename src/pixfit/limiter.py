@@ -8,6 +8,10 @@ from contextlib import contextmanager
 
 from pixfit.errors import Overloaded
 
+# Set in the WSGI environ of a request that took a render slot; `pixfit serve` recycles a
+# worker after so many renders (see serve.py).
+RENDERED_ENVIRON_KEY = "pixfit.rendered"
+
 
 class RenderSlots:
     """At most `concurrent` renders run; at most `queue` wait; the rest are refused."""

@@ -5,14 +5,17 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import random
 import shutil
 import tempfile
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
 from pixfit.config import Config
+from pixfit.limiter import RENDERED_ENVIRON_KEY
 
 # glibc's mallopt parameter for the arena count. Many arenas fragment badly with libvips'
 # threads; two is the usual fix (the MALLOC_ARENA_MAX=2 advice, applied after start-up,
@@ -61,21 +64,38 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         "timeout": int(limits.render_timeout + config.source.fetch_timeout + 10),
         "graceful_timeout": 10,
         "keepalive": 5,
-        # Recycle workers now and then so that slow heap growth can never accumulate.
-        "max_requests": 5000,
-        "max_requests_jitter": 500,
+        # Workers are recycled so that slow heap growth under libvips can never accumulate,
+        # but after so many renders, not requests: cache hits and 304s grow nothing, and
+        # counting them would throw a warm memory cache away every few seconds under load.
+        "max_requests": 0,
+        "post_fork": partial(_set_up_worker, config.server.recycle_after_renders),
+        "post_request": _count_renders,
         "accesslog": None,  # pixfit writes its own access log ([log] access_file)
-        "post_fork": _limit_malloc_arenas,
         "child_exit": _forget_worker,
         "proc_name": "pixfit",
         "control_socket_disable": True,  # no gunicornc; one socket path per user would clash
     }
 
 
-def _limit_malloc_arenas(_server: Any, _worker: Any) -> None:
+def _set_up_worker(recycle_after: int, _server: Any, worker: Any) -> None:
     path = ctypes.util.find_library("c")
     if path:
         ctypes.CDLL(path).mallopt(_M_ARENA_MAX, 2)
+    # Up to 10% more, so that workers started together do not all restart together.
+    jitter = random.randint(0, recycle_after // 10)
+    worker.pixfit_renders_left = recycle_after + jitter if recycle_after else None
+
+
+def _count_renders(worker: Any, _request: Any, environ: dict[str, Any], _response: Any) -> None:
+    # The web layer marks requests that rendered. Clearing `alive` is how gunicorn's own
+    # max_requests ends a worker: it finishes the requests in hand, and the master forks
+    # a fresh one.
+    if worker.pixfit_renders_left is None or not environ.get(RENDERED_ENVIRON_KEY):
+        return
+    worker.pixfit_renders_left -= 1
+    if worker.pixfit_renders_left <= 0 and worker.alive:
+        worker.log.info("recycling worker %s after its renders", worker.pid)
+        worker.alive = False
 
 
 def serve(config: Config) -> None:

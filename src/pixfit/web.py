@@ -19,7 +19,7 @@ from pixfit.config import Config
 from pixfit.embed import image_url, srcset
 from pixfit.errors import BadOption, Overloaded, PixfitError
 from pixfit.hints import ACCEPT_CH, ClientHints
-from pixfit.limiter import RenderSlots
+from pixfit.limiter import RENDERED_ENVIRON_KEY, RenderSlots
 from pixfit.logs import ACCESS_LOGGER, APP_LOGGER, configure_logging
 from pixfit.options import Fit, check_allowlists, parse_options
 from pixfit.planner import Plan, plan
@@ -181,6 +181,7 @@ class ImageService:
             else:
                 with self.slots.slot():
                     rendered = render_plan(image.data, planned, self.config.limits)
+                request.environ[RENDERED_ENVIRON_KEY] = True
             g.pixfit_render_ms = rendered.timings.decode_ms + rendered.timings.encode_ms
             metrics.RENDER_SECONDS.observe(g.pixfit_render_ms / 1000)
             timing = (
