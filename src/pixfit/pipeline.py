@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -171,12 +172,16 @@ STEPS: tuple[Step, ...] = (to_srgb, flatten, crop, letterbox)
 
 
 def _materialise(image: pyvips.Image, deadline: float) -> pyvips.Image:
-    """Run the pipeline into memory, so the budget search can encode it many times."""
+    """Run the pipeline into memory, so the budget search can encode it many times.
 
-    def on_eval(target: pyvips.Image, _progress: object) -> None:
-        if time.monotonic() > deadline:
-            target.set_kill(True)
-
-    image.set_progress(True)
-    image.signal_connect("eval", on_eval)
-    return image.copy_memory()
+    The deadline is a timer that kills the evaluation, not a Python handler on libvips'
+    eval signal: such a handler runs on libvips' own threads and has to take the GIL on
+    every tick, so a render would queue for the GIL behind the worker's other requests.
+    """
+    timer = threading.Timer(max(0.0, deadline - time.monotonic()), image.set_kill, (True,))
+    timer.daemon = True
+    timer.start()
+    try:
+        return image.copy_memory()
+    finally:
+        timer.cancel()
