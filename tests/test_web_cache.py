@@ -107,15 +107,21 @@ def origin(photo: Path) -> Iterator[Upstream]:
         yield server
 
 
-def url_client(photo: Path, url_max_age: int) -> FlaskClient:
+def url_client(
+    photo: Path, url_max_age: int, kind: str = "memory", allowed: tuple[str, ...] = ("127.0.0.1",)
+) -> FlaskClient:
     config = Config().merged(
         {
             "source": {
                 "root": str(photo.parent),
-                "allowed_hosts": ["127.0.0.1"],
+                "allowed_hosts": list(allowed),
                 "allow_private_networks": True,
             },
-            "cache": {"kind": "memory", "url_max_age": url_max_age},
+            "cache": {
+                "kind": kind,
+                "path": str(photo.parent / "cache"),
+                "url_max_age": url_max_age,
+            },
         }
     )
     return create_app(config).test_client()
@@ -178,4 +184,28 @@ def test_the_origin_max_age_shortens_ours(photo: Path, origin: Upstream) -> None
     assert get_url(client, origin).headers["Server-Timing"] == 'cache;desc="hit"'
     time.sleep(1.1)
     get_url(client, origin)
+    assert origin.seen == ["/img.jpg"] * 2
+
+
+def test_a_stored_url_variant_is_not_served_where_the_url_is_refused(
+    photo: Path, origin: Upstream
+) -> None:
+    # Two hosts share a disk cache; the second does not allow URL sources at all.
+    allowing = url_client(photo, url_max_age=3600, kind="disk")
+    assert get_url(allowing, origin).status_code == 200
+    refusing = url_client(photo, url_max_age=3600, kind="disk", allowed=())
+    assert get_url(refusing, origin).status_code == 403
+    other_host = url_client(photo, url_max_age=3600, kind="disk", allowed=("images.example",))
+    assert get_url(other_host, origin).status_code == 403
+    assert get_url(allowing, origin).headers["Server-Timing"] == 'cache;desc="hit"'
+    assert origin.seen == ["/img.jpg"]
+
+
+def test_a_revalidated_variant_is_fresh_again(photo: Path, origin: Upstream) -> None:
+    origin.cache_control = "max-age=1"
+    client = url_client(photo, url_max_age=3600)
+    etag = get_url(client, origin).headers["ETag"]
+    time.sleep(1.1)  # stale now: the next request asks the origin again
+    assert get_url(client, origin, **{"If-None-Match": etag}).status_code == 304
+    assert get_url(client, origin).headers["Server-Timing"] == 'cache;desc="hit"'
     assert origin.seen == ["/img.jpg"] * 2

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import SplitResult, urljoin, urlsplit
 
 import urllib3
 from urllib3.exceptions import HTTPError, NewConnectionError
@@ -181,8 +181,13 @@ class UrlSource:
             raise ValueError("max_bytes and timeout must be positive, max_redirects >= 0")
 
     def identify(self, ref: str) -> None:
-        """Unknown until fetched: the upstream's validators come with its answer."""
-        return None
+        """Refuse a URL the rules forbid; its version is unknown until fetched.
+
+        Checked here, before any cache lookup, so that a variant stored earlier (or by
+        another host sharing the cache) is never served for a URL this config refuses.
+        Only the address check waits for the fetch: it needs DNS, and a hit connects nowhere.
+        """
+        self._allowed(ref, ref)
 
     def open(self, ref: str) -> SourceImage:
         """Fetch `ref`, checking scheme, host and address again on every redirect."""
@@ -197,11 +202,33 @@ class UrlSource:
 
     def _check(self, url: str, origin: str) -> _Hop:
         """Parse `url` and return its hop, or raise if any rule forbids connecting."""
+        parts, name, literal, where = self._allowed(url, origin)
+        default_port = _DEFAULT_PORTS[parts.scheme]
+        port = default_port if parts.port is None else parts.port
+        addresses = [literal] if literal is not None else self._resolve(name, port, where)
+        if not self.allow_private_networks and not all(map(is_public_address, addresses)):
+            raise PrivateAddress(f"{where} leads to a private or loopback address")
+        bracketed = f"[{name}]" if ":" in name else name
+        return _Hop(
+            scheme=parts.scheme,
+            name=name,
+            address=addresses[0],
+            port=port,
+            target=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
+            host_header=bracketed if port == default_port else f"{bracketed}:{port}",
+        )
+
+    def _allowed(self, url: str, origin: str) -> tuple[SplitResult, str, IPAddress | None, str]:
+        """The rules that need no DNS: scheme, credentials, host and the allowlist.
+
+        Returns the parsed URL, the host name (a literal address in canonical form), the
+        literal address if the host is one, and how messages name the URL.
+        """
         # Messages name only the client's URL: a redirect target may name internal hosts.
         where = f"URL {origin!r}" if url == origin else f"a redirect from URL {origin!r}"
         try:
             parts = urlsplit(url)
-            port = parts.port
+            parts.port  # noqa: B018 (read for its ValueError on a port out of range)
             host = parts.hostname or ""
             host = (host if host.isascii() else host.encode("idna").decode()).removesuffix(".")
             literal = _literal_ip(host) if host else None
@@ -216,20 +243,7 @@ class UrlSource:
         name = str(literal) if literal is not None else host
         if not self._host_allowed(name):
             raise Forbidden(f"the host of {where} is not on the allowed list")
-        default_port = _DEFAULT_PORTS[parts.scheme]
-        port = default_port if port is None else port
-        addresses = [literal] if literal is not None else self._resolve(name, port, where)
-        if not self.allow_private_networks and not all(map(is_public_address, addresses)):
-            raise PrivateAddress(f"{where} leads to a private or loopback address")
-        bracketed = f"[{name}]" if ":" in name else name
-        return _Hop(
-            scheme=parts.scheme,
-            name=name,
-            address=addresses[0],
-            port=port,
-            target=(parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
-            host_header=bracketed if port == default_port else f"{bracketed}:{port}",
-        )
+        return parts, name, literal, where
 
     def _host_allowed(self, name: str) -> bool:
         """Whether `name` matches the allowlist (case-insensitive, suffix entries included)."""

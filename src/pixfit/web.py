@@ -6,6 +6,7 @@ import hashlib
 import json
 import logging
 import time
+from dataclasses import replace
 from datetime import datetime
 from functools import partial
 
@@ -168,26 +169,29 @@ class ImageService:
         image = source.open(ref)
         metrics.SOURCE_BYTES.inc(len(image.data))
         etag = _etag(SourceStamp(image.identity, image.modified), planned)
-        if known is None and request.if_none_match.contains_weak(etag):
-            return self._not_modified(etag, image.modified, planned)
         fetched = f"fetch;dur={(time.perf_counter() - started) * 1000:.1f}"
         if stored is not None and stored.etag == etag:
-            # A stale URL variant whose origin still has the same version: no decode needed.
-            rendered = stored.rendered
-            timing = f'{fetched}, cache;desc="revalidated"'
+            # A stale URL variant whose origin still has the same version: fresh again,
+            # with no decode.
+            variant = replace(stored, fresh_until=self._fresh_until(known, image))
+            self.cache.put(key, variant)
+            if request.if_none_match.contains_weak(etag):
+                return self._not_modified(etag, variant.modified, planned)
+            return self._image_response(variant, planned, f'{fetched}, cache;desc="revalidated"')
+        if known is None and request.if_none_match.contains_weak(etag):
+            return self._not_modified(etag, image.modified, planned)
+        if planned.passthrough:
+            rendered = render_plan(image.data, planned, self.config.limits)
         else:
-            if planned.passthrough:
+            with self.slots.slot():
                 rendered = render_plan(image.data, planned, self.config.limits)
-            else:
-                with self.slots.slot():
-                    rendered = render_plan(image.data, planned, self.config.limits)
-                request.environ[RENDERED_ENVIRON_KEY] = True
-            g.pixfit_render_ms = rendered.timings.decode_ms + rendered.timings.encode_ms
-            metrics.RENDER_SECONDS.observe(g.pixfit_render_ms / 1000)
-            timing = (
-                f'{fetched}, decode;dur={rendered.timings.decode_ms:.1f};desc="decode+resize", '
-                f"encode;dur={rendered.timings.encode_ms:.1f}"
-            )
+            request.environ[RENDERED_ENVIRON_KEY] = True
+        g.pixfit_render_ms = rendered.timings.decode_ms + rendered.timings.encode_ms
+        metrics.RENDER_SECONDS.observe(g.pixfit_render_ms / 1000)
+        timing = (
+            f'{fetched}, decode;dur={rendered.timings.decode_ms:.1f};desc="decode+resize", '
+            f"encode;dur={rendered.timings.encode_ms:.1f}"
+        )
         variant = Variant(rendered, etag, image.modified, self._fresh_until(known, image))
         if not planned.passthrough:
             self.cache.put(key, variant)
