@@ -238,10 +238,38 @@ def test_strip_is_rendered_within_max_output_edge(
 
 
 @pytest.mark.parametrize(
+    ("make", "kind"),
+    [
+        (hostile.gif_huge_frame, "GIF"),
+        (hostile.jpeg_progressive_huge_sof, "progressive JPEG"),
+    ],
+    ids=["gif_huge_frame", "jpeg_progressive_huge_sof"],
+)
+def test_tiny_file_claiming_a_canvas_over_max_buffered_pixels_is_413(
+    client: FlaskClient, root: Path, make: Callable[[], hostile.Case], kind: str
+) -> None:
+    # Under 1.2 KB and within max_pixels, yet 10000x10000 took 1.6-2 s and 300-430 MiB to
+    # decode before `limits.max_buffered_pixels` (50 MP) turned it away from the header.
+    name, data = make()
+    response = fetch(client, root, (name, data))
+    assert_problem(response, root, 413)
+    detail = response.get_json()["detail"]
+    assert kind in detail and "50000000" in detail and "10000x10000" in detail
+    assert_still_serving(client)
+
+
+def test_max_buffered_pixels_spares_sources_that_stream(root: Path) -> None:
+    tight = client_for(root, max_buffered_pixels=10_000)
+    progressive = ("progressive.jpg", bytes(hostile.jpeg(200, 100, interlace=True)))
+    baseline = ("baseline.jpg", bytes(hostile.jpeg(200, 100)))
+    assert_problem(fetch(tight, root, progressive), root, 413)
+    assert_image(fetch(tight, root, baseline), (200, 100))
+
+
+@pytest.mark.parametrize(
     "make",
     [
-        # Under 1.2 KB each, within max_pixels, yet each costs ~1-2 s and, at 10000x10000,
-        # 300-430 MB of peak RSS to decode (reported; the sizes here keep the suite light).
+        # Under max_buffered_pixels, so decoded: ~0.5 s each (the sizes keep the suite light).
         lambda: hostile.gif_huge_frame(5000, 5000),
         lambda: hostile.jpeg_progressive_huge_sof(5000, 5000),
     ],

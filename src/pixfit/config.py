@@ -76,6 +76,11 @@ class LimitsConfig:
 
     # Largest source accepted, in pixels (width x height), checked before decoding.
     max_pixels: int = 100_000_000
+    # Largest source among those libvips must hold whole while decoding, whatever the
+    # output size: progressive JPEG (every DCT coefficient), interlaced PNG, GIF (the
+    # canvas) and AVIF. A 1 KB GIF or progressive JPEG claiming 10000x10000 used to cost
+    # 1.6-2 s and 300-430 MiB; others stream, and shrink on load.
+    max_buffered_pixels: int = 50_000_000
     # Longest edge a source may have, in pixels. Decoding costs per row as well as per
     # pixel: a 1x50,000,000 PNG is under max_pixels yet takes 16 s, a 1x65,535 strip 0.03 s.
     max_source_edge: int = 65_535
@@ -319,8 +324,10 @@ def _checked(config: Config) -> Config:
         )
     if config.limits.max_concurrent < 1:
         raise ConfigError("limits.max_concurrent must be at least 1")
-    if config.limits.max_output_edge < 1 or config.limits.max_pixels < 1:
+    if min(config.limits.max_output_edge, config.limits.max_pixels) < 1:
         raise ConfigError("limits.max_output_edge and limits.max_pixels must be at least 1")
+    if config.limits.max_buffered_pixels < 1:
+        raise ConfigError("limits.max_buffered_pixels must be at least 1")
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(
             f"log.level must be debug, info, warning or error, got {config.log.level!r}"

@@ -68,9 +68,28 @@ def inspect(data: bytes, limits: LimitsConfig) -> SourceInfo:
         )
     if pages > limits.max_pages:
         raise TooLarge(f"Expected at most {limits.max_pages} frames but received {pages}")
+    buffered = _decoded_whole(source_format, header)
+    if buffered and width * height > limits.max_buffered_pixels:
+        raise TooLarge(
+            f"Expected at most {limits.max_buffered_pixels} pixels for a {buffered}, which is "
+            f"decoded whole, but received {width}x{height}"
+        )
     if orientation in _QUARTER_TURNS:
         width, height = height, width
     return SourceInfo(source_format, width, height, header.hasalpha())
+
+
+def _decoded_whole(source_format: SourceFormat, header: pyvips.Image) -> str | None:
+    """What kind of source this is, if libvips must hold all of it to decode it."""
+    if source_format == SourceFormat.JPEG and _metadata(header, "jpeg-multiscan", 0):
+        return "progressive JPEG"
+    if source_format == SourceFormat.PNG and _metadata(header, "interlaced", 0):
+        return "interlaced PNG"
+    if source_format == SourceFormat.GIF:
+        return "GIF"
+    if source_format == SourceFormat.HEIF:
+        return "AVIF"
+    return None
 
 
 def _metadata(header: pyvips.Image, name: str, default: int) -> int:
