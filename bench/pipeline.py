@@ -54,8 +54,7 @@ BIG_WIDTH, BIG_HEIGHT = 8000, 6000
 
 Variant = Callable[[bytes], bytes]
 
-# The module itself: `pixfit.render` is shadowed by the function of the same name.
-RENDER_MODULE = importlib.import_module("pixfit.render")
+RENDER_MODULE = importlib.import_module("pixfit.rendering")
 
 
 @dataclass(frozen=True, slots=True)

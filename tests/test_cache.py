@@ -7,26 +7,22 @@ from pathlib import Path
 
 import pytest
 
-from pixfit.cache import DiskCache, MemoryCache, NoCache, Variant, make_cache
+from pixfit.cache import DiskCache, MemoryCache, NoCache, StoredVariant, make_cache
 from pixfit.config import CacheConfig, CacheKind
-from pixfit.profiles import NetworkClass
-from pixfit.render import Rendered, Timings
 
 
-def variant(size: int, fill: bytes = b"x") -> Variant:
-    rendered = Rendered(
+def variant(size: int, fill: bytes = b"x") -> StoredVariant:
+    return StoredVariant(
         data=fill * size,
         media_type="image/webp",
         width=640,
         height=480,
-        network=NetworkClass.THREE_G,
         quality=62,
-        budget=100_000,
         budget_met=True,
-        timings=Timings(12.5, 3.25),
+        etag="e" * 32,
+        modified=datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
+        fresh_until=1_800_000_000.5,
     )
-    modified = datetime(2026, 11, 25, 9, 30, tzinfo=UTC)
-    return Variant(rendered, etag="e" * 32, modified=modified, fresh_until=1_800_000_000.5)
 
 
 @pytest.fixture(params=["memory", "disk"])
@@ -106,3 +102,15 @@ def test_make_cache_follows_the_config(tmp_path: Path) -> None:
     assert isinstance(make_cache(CacheConfig(kind=CacheKind.MEMORY)), MemoryCache)
     disk = make_cache(CacheConfig(kind=CacheKind.DISK, path=str(tmp_path / "d")))
     assert isinstance(disk, DiskCache) and (tmp_path / "d").is_dir()
+
+
+@pytest.mark.parametrize("module", ["pixfit.cache", "pixfit.service"])
+def test_the_cache_and_the_serving_core_load_neither_pyvips_nor_flask(module: str) -> None:
+    # A process that only answers hits and 304s must not pay for libvips or Flask.
+    check = (
+        f"import sys, {module}; "
+        "loaded = sorted(m for m in ('pyvips', 'flask') if m in sys.modules); "
+        "print(','.join(loaded))"
+    )
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == ""

@@ -352,7 +352,7 @@ def test_truncated_jpeg_is_422(client: FlaskClient, tree: Tree) -> None:
 
 def test_full_render_slots_answer_503_with_retry_after(tree: Tree) -> None:
     app = app_for(tree, limits={"max_concurrent": 1, "max_queue": 0})
-    service = app.view_functions["pixfit.image"].__self__
+    service = app.extensions["pixfit"]
     assert isinstance(service, pixfit.web.ImageService)
     busy = app.test_client()
     with service.slots.slot():  # another render holds the only slot; nobody may queue

@@ -1,6 +1,6 @@
 """pixfit: fit each image to the client's box, screen and network."""
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pixfit.config import Config, ConfigError
 from pixfit.embed import image_url, srcset
@@ -9,7 +9,10 @@ from pixfit.hints import ClientHints
 from pixfit.options import Fit, Gravity, Options, OutputFormat, parse_options
 from pixfit.planner import Plan, plan
 from pixfit.profiles import NetworkClass, Profile
-from pixfit.render import Rendered, Timings, render, render_plan
+
+if TYPE_CHECKING:
+    from pixfit.rendering import Rendered, Timings, render, render_plan
+    from pixfit.web import blueprint, create_app
 
 __all__ = [
     "ClientHints",
@@ -36,11 +39,24 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    # The web entry points load Flask (and the metrics) only when asked for, so the
-    # library stays light and `pixfit serve` can set up shared metrics before the import.
-    if name in ("create_app", "blueprint"):
-        from pixfit import web  # noqa: PLC0415
+# Loaded when first asked for: the renderer brings in pyvips, and the web entry points
+# Flask and the metrics. So the cache and the serving core import without either, and
+# `pixfit serve` can set up shared metrics before the web module is imported.
+_LAZY = {
+    "Rendered": "pixfit.rendering",
+    "Timings": "pixfit.rendering",
+    "render": "pixfit.rendering",
+    "render_plan": "pixfit.rendering",
+    "blueprint": "pixfit.web",
+    "create_app": "pixfit.web",
+}
 
-        return getattr(web, name)
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        import importlib  # noqa: PLC0415
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value  # later lookups skip this function
+        return value
     raise AttributeError(f"module 'pixfit' has no attribute {name!r}")

@@ -30,7 +30,7 @@ from rich.table import Table
 from pixfit.config import Config, ConfigError
 from pixfit.errors import BadOption, NotFound, PixfitError
 from pixfit.options import Options, parse_options
-from pixfit.render import render
+from pixfit.rendering import render
 
 # Output file extensions by media type; gif only when a GIF source is passed through.
 EXTENSIONS = {

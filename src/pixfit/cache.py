@@ -1,4 +1,7 @@
-"""Result caches: rendered variants by key (source identity plus normalised plan)."""
+"""Result caches: rendered variants by key (source identity plus normalised plan).
+
+A cache knows bytes and a description of them, never pixels: importing it loads no pyvips.
+"""
 
 from __future__ import annotations
 
@@ -17,8 +20,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from pixfit.config import CacheConfig, CacheKind
 from pixfit.logs import APP_LOGGER
-from pixfit.profiles import NetworkClass
-from pixfit.render import Rendered, Timings
 
 if TYPE_CHECKING:
     from redis import Redis
@@ -27,10 +28,22 @@ log = logging.getLogger(APP_LOGGER)
 
 
 @dataclass(frozen=True, slots=True)
-class Variant:
-    """A stored answer: the rendered image plus what its response headers need."""
+class StoredVariant:
+    """A stored answer: the encoded image and what its response headers need of it.
 
-    rendered: Rendered
+    What the plan decided (class, budget, Vary) is not stored: it comes from the plan of
+    the request being answered, which the key already ties to this entry.
+    """
+
+    data: bytes
+    media_type: str
+    # Pixel size of the encoded image.
+    width: int
+    height: int
+    # Encoder quality chosen; None when the source bytes were passed through.
+    quality: int | None
+    # Whether the plan's byte budget was met; None when there was no budget.
+    budget_met: bool | None
     etag: str
     # When the source last changed, for Last-Modified; None when unknown.
     modified: datetime | None
@@ -45,17 +58,17 @@ class Variant:
     @property
     def size(self) -> int:
         """The bytes the variant weighs against a cache's bound."""
-        return len(self.rendered.data)
+        return len(self.data)
 
 
 class Cache(Protocol):
     """Stores rendered variants; a miss is None, never an error."""
 
-    def get(self, key: str) -> Variant | None:
+    def get(self, key: str) -> StoredVariant | None:
         """The variant stored under `key`, if any."""
         ...
 
-    def put(self, key: str, variant: Variant) -> None:
+    def put(self, key: str, variant: StoredVariant) -> None:
         """Store a variant, evicting others to stay within the size bound."""
         ...
 
@@ -63,11 +76,11 @@ class Cache(Protocol):
 class NoCache:
     """Stores nothing."""
 
-    def get(self, key: str) -> Variant | None:
+    def get(self, key: str) -> StoredVariant | None:
         """Always a miss."""
         return None
 
-    def put(self, key: str, variant: Variant) -> None:
+    def put(self, key: str, variant: StoredVariant) -> None:
         """Drops the variant."""
 
 
@@ -77,10 +90,10 @@ class MemoryCache:
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.size = 0
-        self._entries: OrderedDict[str, Variant] = OrderedDict()
+        self._entries: OrderedDict[str, StoredVariant] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Variant | None:
+    def get(self, key: str) -> StoredVariant | None:
         """The variant, marked most recently used."""
         with self._lock:
             found = self._entries.get(key)
@@ -88,7 +101,7 @@ class MemoryCache:
                 self._entries.move_to_end(key)
             return found
 
-    def put(self, key: str, variant: Variant) -> None:
+    def put(self, key: str, variant: StoredVariant) -> None:
         """Store, then evict the least recently used until within the bound."""
         if variant.size > self.max_bytes:
             return
@@ -121,7 +134,7 @@ class DiskCache:
         self._written_since_scan = max_bytes  # scan on the first write
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> Variant | None:
+    def get(self, key: str) -> StoredVariant | None:
         """The entry, if a whole one is there."""
         file = self._file(key)
         try:
@@ -131,7 +144,7 @@ class DiskCache:
             return None
         return unpack(entry)
 
-    def put(self, key: str, variant: Variant) -> None:
+    def put(self, key: str, variant: StoredVariant) -> None:
         """Write atomically, then evict the oldest entries if the folder is over the bound."""
         file = self._file(key)
         file.parent.mkdir(exist_ok=True)
@@ -215,12 +228,12 @@ class RedisCache:
         # Monotonic time before which redis is not asked; 0 while it answers.
         self._paused_until = 0.0
 
-    def get(self, key: str) -> Variant | None:
+    def get(self, key: str) -> StoredVariant | None:
         """The entry, if a whole one is there and redis answers in time."""
         entry = self._call(self._client.get, self.PREFIX + key)
         return unpack(entry) if isinstance(entry, bytes) else None
 
-    def put(self, key: str, variant: Variant) -> None:
+    def put(self, key: str, variant: StoredVariant) -> None:
         """Store the entry, or drop it if redis does not take it in time."""
         if variant.size <= self.max_bytes:
             self._call(self._client.set, self.PREFIX + key, pack(variant))
@@ -255,18 +268,16 @@ def make_cache(config: CacheConfig) -> Cache:
     return NoCache()
 
 
-def pack(variant: Variant) -> bytes:
+def pack(variant: StoredVariant) -> bytes:
     """One stored entry: a JSON header line, then the image bytes."""
-    header = asdict(variant.rendered)
+    header = asdict(variant)
     header.pop("data")
-    header["length"] = len(variant.rendered.data)
-    header["etag"] = variant.etag
+    header["length"] = len(variant.data)
     header["modified"] = variant.modified.isoformat() if variant.modified else None
-    header["fresh_until"] = variant.fresh_until
-    return json.dumps(header).encode() + b"\n" + variant.rendered.data
+    return json.dumps(header).encode() + b"\n" + variant.data
 
 
-def unpack(entry: bytes) -> Variant | None:
+def unpack(entry: bytes) -> StoredVariant | None:
     """The variant `pack` wrote, or None for anything partial or malformed."""
     line, _, data = entry.partition(b"\n")
     try:
@@ -274,19 +285,13 @@ def unpack(entry: bytes) -> Variant | None:
         if len(data) != header["length"]:
             return None
         modified = header["modified"]
-        rendered = Rendered(
+        return StoredVariant(
             data=data,
             media_type=str(header["media_type"]),
             width=int(header["width"]),
             height=int(header["height"]),
-            network=NetworkClass(header["network"]),
             quality=header["quality"],
-            budget=header["budget"],
             budget_met=header["budget_met"],
-            timings=Timings(**header["timings"]),
-        )
-        return Variant(
-            rendered,
             etag=str(header["etag"]),
             modified=datetime.fromisoformat(modified) if modified else None,
             fresh_until=header["fresh_until"],

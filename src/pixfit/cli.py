@@ -13,7 +13,7 @@ import tomli_w
 from pixfit import batch
 from pixfit.config import Config, ConfigError
 from pixfit.errors import PixfitError
-from pixfit.render import render
+from pixfit.rendering import render
 from pixfit.serve import serve
 from pixfit.signing import sign_url
 

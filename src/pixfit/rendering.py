@@ -21,22 +21,25 @@ from pixfit.pipeline import Job, decode, inspect
 from pixfit.planner import Plan, plan
 from pixfit.profiles import NetworkClass
 
+_configured = False
 
-def _configure_libvips() -> None:
-    """One libvips thread per render and no operation cache (measured: most throughput).
 
-    Parallelism comes from one worker thread or process per core instead. An operator's
-    own VIPS_CONCURRENCY wins.
+def configure() -> None:
+    """Set libvips up for serving; the entry points call it, and the first render does too.
+
+    One libvips thread per render and no operation cache (measured: most throughput);
+    parallelism comes from one worker thread or process per core instead. An operator's
+    own VIPS_CONCURRENCY wins. Nothing of this happens at import, so importing pixfit
+    never changes the libvips of a host application that has not rendered yet.
     """
+    global _configured  # noqa: PLW0603 (one process-wide libvips to set up once)
     if "VIPS_CONCURRENCY" not in os.environ:
         pyvips.concurrency_set(1)
     pyvips.cache_set_max(0)
     # Loaders libvips itself marks untrusted (Magick, MATLAB, FITS...) stay off even if
     # the format sniffing in formats.py were ever bypassed.
     pyvips.block_untrusted_set(True)
-
-
-_configure_libvips()
+    _configured = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,7 +68,9 @@ class Rendered:
 
 
 def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
-    """Render source bytes by a plan (the web layer's entry point)."""
+    """Render source bytes by a plan (the serving core's entry point)."""
+    if not _configured:
+        configure()
     start = time.perf_counter()
     info = inspect(data, limits)
     if plan.passthrough:

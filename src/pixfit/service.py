@@ -1,0 +1,318 @@
+"""The serving core: an image request value in, a response value out. No Flask, no pyvips.
+
+It owns everything between the HTTP adapter and the renderer: signatures, options, the
+plan, conditional requests, the result cache (lookup, store, revalidation), render slots
+and Server-Timing. `web.py` adapts it to Flask; a plain-WSGI path can use it as it is.
+pyvips is only imported by the first render, so a process that answers hits and 304s
+never loads it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+
+from werkzeug.datastructures import ETags
+from werkzeug.http import http_date, parse_etags, quote_etag
+
+from pixfit import metrics
+from pixfit.cache import Cache, StoredVariant, make_cache
+from pixfit.config import Config
+from pixfit.errors import Overloaded, PixfitError
+from pixfit.hints import ACCEPT_CH, ClientHints
+from pixfit.limiter import RenderSlots
+from pixfit.options import check_allowlists, parse_options
+from pixfit.planner import Plan, plan
+from pixfit.profiles import NetworkClass
+from pixfit.remote import UrlSource
+from pixfit.signing import verify
+from pixfit.sources import LocalSource, Source, SourceImage, SourceStamp
+
+__all__ = [
+    "ImageRequest",
+    "ImageResponse",
+    "ImageService",
+    "SourceKind",
+    "Sources",
+    "problem",
+    "problem_response",
+    "url_key",
+    "variant_etag",
+]
+
+# Query keys the serving core reads itself; everything else is an image option.
+OWN_KEYS = frozenset({"url", "sig"})
+
+Headers = tuple[tuple[str, str], ...]
+
+
+class SourceKind(StrEnum):
+    """Which source a request names: a path under the image root, or a URL."""
+
+    PATH = "path"
+    URL = "url"
+
+
+@dataclass(frozen=True, slots=True)
+class ImageRequest:
+    """One image request, as any HTTP front end can describe it."""
+
+    kind: SourceKind
+    # The path under the root, or the URL.
+    ref: str
+    # The query, one value per key (the front end refuses repeated keys).
+    query: Mapping[str, str]
+    # Request headers; names are matched without regard to case.
+    headers: Mapping[str, str]
+    # The URL path as the client sent it, mount point included: what a signature covers.
+    signed_path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ImageResponse:
+    """What to send back: status, headers and body, plus what the access log reports."""
+
+    status: int
+    headers: Headers
+    body: bytes = b""
+    media_type: str | None = None
+    # The network class of the plan; None when the request failed before planning.
+    network: NetworkClass | None = None
+    # Milliseconds spent decoding and encoding; 0 when nothing was rendered.
+    render_ms: float = 0.0
+    # Whether a render slot was taken (`pixfit serve` recycles workers by this count).
+    rendered: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Sources:
+    """Where images come from: paths under `{prefix}/`, and `?url=` references."""
+
+    paths: Source
+    urls: Source
+
+    def __getitem__(self, kind: SourceKind) -> Source:
+        return self.paths if kind == SourceKind.PATH else self.urls
+
+
+class ImageService:
+    """Answers image requests from a config and the collaborators it is given."""
+
+    def __init__(
+        self, config: Config, *, sources: Sources, cache: Cache, slots: RenderSlots
+    ) -> None:
+        self.config = config
+        self.sources = sources
+        self.cache = cache
+        self.slots = slots
+
+    @classmethod
+    def from_config(cls, config: Config) -> ImageService:
+        """The service with the sources, cache and render slots the config names."""
+        source = config.source
+        limits = config.limits
+        return cls(
+            config,
+            sources=Sources(
+                paths=LocalSource(source.root, source.max_source_bytes),
+                urls=UrlSource(
+                    allowed_hosts=source.allowed_hosts,
+                    allow_private_networks=source.allow_private_networks,
+                    timeout=source.fetch_timeout,
+                    max_bytes=source.max_source_bytes,
+                ),
+            ),
+            cache=make_cache(config.cache),
+            slots=RenderSlots(
+                limits.max_concurrent, limits.max_queue, limits.render_timeout, metrics.QUEUED.set
+            ),
+        )
+
+    def handle(self, request: ImageRequest) -> ImageResponse:
+        """The answer to `request`; raises a `PixfitError` for anything it refuses."""
+        planned = self._plan(request)
+        source = self.sources[request.kind]
+        inm = parse_etags(_header(request.headers, "if-none-match"))
+        # Files give their version from a stat: a 304 or a cache hit then costs no read and
+        # no decode. A URL's version is only known by fetching it, so its variants are
+        # stored under the URL and trusted until they go stale.
+        known = source.identify(request.ref)
+        key = variant_etag(known, planned) if known else url_key(request.ref, planned)
+        if known is not None and inm.contains_weak(key):
+            return self._not_modified(key, known.modified, planned)
+        stored = None if planned.passthrough else self._lookup(key)
+        if stored is not None and stored.is_fresh(time.time()):
+            return self._answer(stored, planned, inm, 'cache;desc="hit"')
+
+        started = time.perf_counter()
+        image = source.open(request.ref)
+        metrics.SOURCE_BYTES.inc(len(image.data))
+        etag = variant_etag(SourceStamp(image.identity, image.modified), planned)
+        fetched = f"fetch;dur={(time.perf_counter() - started) * 1000:.1f}"
+        fresh_until = self._fresh_until(known, image)
+        if stored is not None and stored.etag == etag:
+            # A stale URL variant whose origin still has the same version: fresh again,
+            # with no decode.
+            variant = replace(stored, fresh_until=fresh_until)
+            self.cache.put(key, variant)
+            return self._answer(variant, planned, inm, f'{fetched}, cache;desc="revalidated"')
+        if known is None and inm.contains_weak(etag):
+            return self._not_modified(etag, image.modified, planned)
+        return self._render(image, planned, key, etag, fresh_until, fetched)
+
+    def _plan(self, request: ImageRequest) -> Plan:
+        security = self.config.security
+        if security.signing_keys:
+            verify(security.signing_keys, request.signed_path, request.query)
+        options = parse_options(
+            request.query,
+            max_edge=self.config.limits.max_output_edge,
+            strict=security.strict_options,
+            ignore=OWN_KEYS,
+        )
+        check_allowlists(options, security.allowed_widths, security.allowed_qualities)
+        return plan(options, ClientHints.from_headers(request.headers), self.config)
+
+    def _lookup(self, key: str) -> StoredVariant | None:
+        stored = self.cache.get(key)
+        metrics.CACHE.labels("miss" if stored is None else "hit").inc()
+        return stored
+
+    def _render(
+        self,
+        image: SourceImage,
+        planned: Plan,
+        key: str,
+        etag: str,
+        fresh_until: float | None,
+        fetched: str,
+    ) -> ImageResponse:
+        """Render the source by the plan, store the result, and answer with it."""
+        # Imported here so that importing the serving core loads no pyvips (see the top).
+        from pixfit.rendering import render_plan  # noqa: PLC0415
+
+        if planned.passthrough:
+            # The original bytes: no slot (nothing is decoded) and nothing to store.
+            rendered = render_plan(image.data, planned, self.config.limits)
+        else:
+            with self.slots.slot():
+                rendered = render_plan(image.data, planned, self.config.limits)
+        timings = rendered.timings
+        render_ms = timings.decode_ms + timings.encode_ms
+        metrics.RENDER_SECONDS.observe(render_ms / 1000)
+        variant = StoredVariant(
+            data=rendered.data,
+            media_type=rendered.media_type,
+            width=rendered.width,
+            height=rendered.height,
+            quality=rendered.quality,
+            budget_met=rendered.budget_met,
+            etag=etag,
+            modified=image.modified,
+            fresh_until=fresh_until,
+        )
+        if not planned.passthrough:
+            self.cache.put(key, variant)
+        timing = (
+            f'{fetched}, decode;dur={timings.decode_ms:.1f};desc="decode+resize", '
+            f"encode;dur={timings.encode_ms:.1f}"
+        )
+        response = self._image(variant, planned, timing)
+        return replace(response, render_ms=render_ms, rendered=not planned.passthrough)
+
+    def _fresh_until(self, known: SourceStamp | None, image: SourceImage) -> float | None:
+        """Until when a new variant may be served without a fetch (None: while stored)."""
+        if known is not None:
+            return None  # keyed by the file's version, so it can never be stale
+        max_age = float(self.config.cache.url_max_age)
+        if image.max_age is not None:
+            max_age = min(max_age, image.max_age)
+        return time.time() + max_age
+
+    def _not_modified(self, etag: str, modified: datetime | None, planned: Plan) -> ImageResponse:
+        headers = self._validators(etag, modified, planned)
+        return ImageResponse(304, headers, network=planned.network)
+
+    def _answer(
+        self, variant: StoredVariant, planned: Plan, inm: ETags, timing: str
+    ) -> ImageResponse:
+        """A stored variant, or a 304 when the client already holds it."""
+        if inm.contains_weak(variant.etag):
+            return self._not_modified(variant.etag, variant.modified, planned)
+        return self._image(variant, planned, timing)
+
+    def _image(self, variant: StoredVariant, planned: Plan, timing: str) -> ImageResponse:
+        quality = "original" if variant.quality is None else str(variant.quality)
+        headers = (
+            *self._validators(variant.etag, variant.modified, planned),
+            ("Server-Timing", timing),
+            ("X-Pixfit-Class", str(planned.network)),
+            ("X-Pixfit-Quality", quality),
+            ("X-Pixfit-Budget", _budget_verdict(planned.budget, variant.budget_met)),
+        )
+        return ImageResponse(
+            200, headers, variant.data, variant.media_type, network=planned.network
+        )
+
+    def _validators(self, etag: str, modified: datetime | None, planned: Plan) -> Headers:
+        """The headers a 200 and a 304 share: validators and caching rules."""
+        headers = [("ETag", quote_etag(etag))]
+        if modified is not None:
+            headers.append(("Last-Modified", http_date(modified)))
+        headers += [
+            ("Cache-Control", self.config.server.cache_control),
+            ("Vary", ", ".join(planned.vary)),
+            ("Accept-CH", ", ".join(ACCEPT_CH)),
+        ]
+        return tuple(headers)
+
+
+def variant_etag(stamp: SourceStamp, planned: Plan) -> str:
+    """Strong validator (and cache key): the source version plus the normalised plan."""
+    return hashlib.sha256(f"{stamp.identity}\n{planned.key}".encode()).hexdigest()[:32]
+
+
+def url_key(url: str, planned: Plan) -> str:
+    """Cache key of a URL source's variant, whatever the origin's current version."""
+    return hashlib.sha256(f"url:{url}\n{planned.key}".encode()).hexdigest()[:32]
+
+
+def problem_response(error: PixfitError) -> ImageResponse:
+    """An `application/problem+json` answer for a pixfit error."""
+    headers: Headers = ()
+    if isinstance(error, Overloaded):
+        headers = (("Retry-After", str(error.retry_after_seconds)),)
+    return problem(error.status, error.title, str(error), headers)
+
+
+def problem(status: int, title: str, detail: str, headers: Headers = ()) -> ImageResponse:
+    """An RFC 9457 problem answer; errors are never stored by caches."""
+    body = json_problem(status, title, detail)
+    return ImageResponse(
+        status,
+        (("Cache-Control", "no-store"), *headers),
+        body,
+        "application/problem+json",
+    )
+
+
+def json_problem(status: int, title: str, detail: str) -> bytes:
+    """The problem document's bytes."""
+    return json.dumps(
+        {"type": "about:blank", "title": title, "status": status, "detail": detail}
+    ).encode()
+
+
+def _budget_verdict(budget: int | None, met: bool | None) -> str:
+    if budget is None:
+        return "none"
+    return f"{budget} {'met' if met else 'exceeded'}"
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    return next((value for key, value in headers.items() if key.lower() == name), None)
