@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import importlib
 import json
+import logging
 import os
 import re
 import sys
@@ -773,6 +774,18 @@ def test_blueprint_mounts_in_another_app(tree: Tree) -> None:
     assert index.status_code == 200 and index.mimetype == "text/html"
     assert "photo.jpg" in index.get_data(as_text=True) and "/media/" in index.get_data(as_text=True)
     assert_problem(client.get("/media/photo.jpg?w=0"), 400, tree)
+
+
+def test_blueprint_leaves_the_host_logging_alone(tree: Tree) -> None:
+    loggers = [logging.getLogger(name) for name in ("pixfit", "pixfit.access")]
+    before = [(list(logger.handlers), logger.level, logger.propagate) for logger in loggers]
+    config = config_for(tree).merged({"log": {"file": str(tree.base / "host.log")}})
+    host = Flask("host")
+    host.register_blueprint(pixfit.web.blueprint(config), url_prefix="/media")
+    assert host.test_client().get("/media/photo.jpg?w=10").status_code == 200
+    after = [(list(logger.handlers), logger.level, logger.propagate) for logger in loggers]
+    assert after == before
+    assert not (tree.base / "host.log").exists()
 
 
 def test_package_exports_the_wsgi_entry_points() -> None:

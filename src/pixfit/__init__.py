@@ -11,7 +11,7 @@ from pixfit.planner import Plan, plan
 from pixfit.profiles import NetworkClass, Profile
 
 if TYPE_CHECKING:
-    from pixfit.rendering import Rendered, Timings, render, render_plan
+    from pixfit.rendering import Rendered, Timings, configure, render, render_plan
     from pixfit.web import blueprint, create_app
 
 __all__ = [
@@ -29,6 +29,7 @@ __all__ = [
     "Rendered",
     "Timings",
     "blueprint",
+    "configure",
     "create_app",
     "image_url",
     "parse_options",
@@ -47,6 +48,7 @@ _LAZY = {
     "Timings": "pixfit.rendering",
     "render": "pixfit.rendering",
     "render_plan": "pixfit.rendering",
+    "configure": "pixfit.rendering",
     "blueprint": "pixfit.web",
     "create_app": "pixfit.web",
 }

@@ -13,7 +13,7 @@ import tomli_w
 from pixfit import batch
 from pixfit.config import Config, ConfigError
 from pixfit.errors import PixfitError
-from pixfit.rendering import render
+from pixfit.rendering import configure, render
 from pixfit.serve import serve
 from pixfit.signing import sign_url
 
@@ -28,6 +28,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     parser = _parser()
     args = parser.parse_args(argv)
+    configure()
     try:
         config = Config.load(os.environ, args.config)
         return int(args.handler(args, config))

@@ -21,8 +21,9 @@ from pixfit.errors import BadOption, PixfitError
 from pixfit.hints import ACCEPT_CH
 from pixfit.limiter import RENDERED_ENVIRON_KEY
 from pixfit.logs import ACCESS_LOGGER, APP_LOGGER, configure_logging
-from pixfit.options import Fit
+from pixfit.playground import page
 from pixfit.profiles import NetworkClass
+from pixfit.rendering import configure
 from pixfit.service import (
     ImageRequest,
     ImageResponse,
@@ -38,15 +39,14 @@ __all__ = ["ImageService", "blueprint", "create_app"]
 log = logging.getLogger(APP_LOGGER)
 access_log = logging.getLogger(ACCESS_LOGGER)
 
-# Width presets offered by the playground, in CSS pixels.
-PLAYGROUND_WIDTHS = (240, 320, 480, 640, 800, 1200)
-
 
 def create_app(config: Config | None = None, *, prefix: str | None = None) -> Flask:
     """A Flask app serving images under `prefix` (the config's by default; "" at the root)."""
     config = config or Config()
-    # A standalone app owns its process, so it sets up logging; a blueprint does not.
+    # A standalone app owns its process, so it sets up logging and libvips; a blueprint
+    # leaves both to its host (libvips is then set up by the first render).
     configure_logging(config.log)
+    configure()
     prefix = config.server.prefix if prefix is None else prefix
     app = Flask(__name__, static_folder=None)
     app.register_blueprint(blueprint(config), url_prefix=prefix or None)
@@ -185,21 +185,7 @@ def _metrics() -> Response:
 
 def _home(files: LocalSource) -> Response:
     """The playground: every sample rendered for every network class, side by side."""
-    names = files.names()
-    html = render_template(
-        "playground.html",
-        prefix=url_for("pixfit.index").rstrip("/"),
-        # Original sizes come with the page: a request for the original would carry the
-        # browser's client hints (ECT...) and so be rendered for its network.
-        images=[(name, (files.root / name).stat().st_size) for name in names],
-        default_image="landscape.jpg" if "landscape.jpg" in names else None,
-        classes=[str(network) for network in NetworkClass],
-        widths=PLAYGROUND_WIDTHS,
-        heights=PLAYGROUND_WIDTHS,
-        fits=[str(fit) for fit in Fit],
-        dprs=(1, 1.5, 2, 3),
-        screens=("360x740", "768x1024", "1280x720", "1920x1080"),
-    )
-    response = Response(html, mimetype="text/html")
+    prefix = url_for("pixfit.index").rstrip("/")
+    response = Response(render_template("playground.html", **page(files, prefix)))
     response.headers["Accept-CH"] = ", ".join(ACCEPT_CH)
     return response

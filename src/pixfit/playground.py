@@ -1,0 +1,30 @@
+"""What the playground page shows: the samples, the classes and the controls' choices."""
+
+from __future__ import annotations
+
+from pixfit.options import Fit
+from pixfit.profiles import NetworkClass
+from pixfit.sources import LocalSource
+
+__all__ = ["PLAYGROUND_WIDTHS", "page"]
+
+# Width presets offered by the playground, in CSS pixels.
+PLAYGROUND_WIDTHS = (240, 320, 480, 640, 800, 1200)
+
+
+def page(files: LocalSource, prefix: str) -> dict[str, object]:
+    """The playground template's variables, for images served under `prefix`."""
+    names = files.names()
+    return {
+        "prefix": prefix,
+        # Original sizes come with the page: a request for the original would carry the
+        # browser's client hints (ECT...) and so be rendered for its network.
+        "images": [(name, (files.root / name).stat().st_size) for name in names],
+        "default_image": "landscape.jpg" if "landscape.jpg" in names else None,
+        "classes": [str(network) for network in NetworkClass],
+        "widths": PLAYGROUND_WIDTHS,
+        "heights": PLAYGROUND_WIDTHS,
+        "fits": [str(fit) for fit in Fit],
+        "dprs": (1, 1.5, 2, 3),
+        "screens": ("360x740", "768x1024", "1280x720", "1920x1080"),
+    }
