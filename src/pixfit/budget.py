@@ -10,6 +10,12 @@ import pyvips
 
 from pixfit.formats import Encoder
 
+__all__ = [
+    "Encoded",
+    "Searched",
+    "fit_budget",
+]
+
 # Prior for the first correction: encoded size falls by about 3.5% per quality step in
 # the range the profiles search (JPEG q80 -> q60 halves a photo). Later steps use the
 # slope measured between two real encodes instead.

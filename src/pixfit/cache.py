@@ -24,6 +24,18 @@ from pixfit.logs import APP_LOGGER
 if TYPE_CHECKING:
     from redis import Redis
 
+__all__ = [
+    "Cache",
+    "DiskCache",
+    "MemoryCache",
+    "NoCache",
+    "RedisCache",
+    "StoredVariant",
+    "make_cache",
+    "pack",
+    "unpack",
+]
+
 log = logging.getLogger(APP_LOGGER)
 
 

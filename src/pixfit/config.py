@@ -20,6 +20,20 @@ from typing import Any
 
 from pixfit.profiles import DEFAULT_PROFILES, NetworkClass, Profile
 
+__all__ = [
+    "SAMPLES_DIR",
+    "CacheConfig",
+    "CacheKind",
+    "Config",
+    "ConfigError",
+    "LimitsConfig",
+    "LogConfig",
+    "SecurityConfig",
+    "ServerConfig",
+    "SourceConfig",
+    "env_overrides",
+]
+
 SAMPLES_DIR = Path(__file__).parent / "samples"
 ENV_PREFIX = "PIXFIT_"
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")

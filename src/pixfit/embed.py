@@ -8,6 +8,12 @@ from urllib.parse import quote, urlencode
 from pixfit.config import Config
 from pixfit.signing import sign_url
 
+__all__ = [
+    "DEFAULT_WIDTHS",
+    "image_url",
+    "srcset",
+]
+
 DEFAULT_WIDTHS = (320, 640, 960, 1280, 1920)
 
 

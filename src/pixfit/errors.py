@@ -18,6 +18,20 @@ The message of each exception is public: it reaches the client as the problem's
 
 from __future__ import annotations
 
+__all__ = [
+    "BadOption",
+    "CorruptImage",
+    "Forbidden",
+    "NotFound",
+    "Overloaded",
+    "PixfitError",
+    "PrivateAddress",
+    "TooLarge",
+    "UnsupportedImage",
+    "UpstreamError",
+    "UpstreamTimeout",
+]
+
 
 class PixfitError(Exception):
     """Base of every pixfit error; `status` is the HTTP status it maps to."""

@@ -6,6 +6,13 @@ from dataclasses import dataclass
 
 from pixfit.options import Fit, Gravity
 
+__all__ = [
+    "Caps",
+    "Geometry",
+    "crop_offset",
+    "resolve",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class Caps:

@@ -8,6 +8,11 @@ from contextlib import contextmanager
 
 from pixfit.errors import Overloaded
 
+__all__ = [
+    "RENDERED_ENVIRON_KEY",
+    "RenderSlots",
+]
+
 # Set in the WSGI environ of a request that took a render slot; `pixfit serve` recycles a
 # worker after so many renders (see serve.py).
 RENDERED_ENVIRON_KEY = "pixfit.rendered"

@@ -7,6 +7,12 @@ import sys
 
 from pixfit.config import LogConfig
 
+__all__ = [
+    "ACCESS_LOGGER",
+    "APP_LOGGER",
+    "configure_logging",
+]
+
 APP_LOGGER = "pixfit"
 ACCESS_LOGGER = "pixfit.access"
 

@@ -10,6 +10,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.values import MutexValue, ValueClass
 
+__all__ = [
+    "CACHE",
+    "OUTPUT_BYTES",
+    "QUEUED",
+    "RENDER_SECONDS",
+    "REQUESTS",
+    "SOURCE_BYTES",
+    "exposition",
+]
+
 _REGISTRY = CollectorRegistry()
 
 REQUESTS = Counter(

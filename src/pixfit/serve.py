@@ -17,6 +17,12 @@ from gunicorn.app.base import BaseApplication
 from pixfit.config import Config
 from pixfit.limiter import RENDERED_ENVIRON_KEY
 
+__all__ = [
+    "PixfitServer",
+    "gunicorn_settings",
+    "serve",
+]
+
 # glibc's mallopt parameter for the arena count. Many arenas fragment badly with libvips'
 # threads; two is the usual fix (the MALLOC_ARENA_MAX=2 advice, applied after start-up,
 # where the environment variable would come too late).

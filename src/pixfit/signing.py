@@ -15,6 +15,14 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pixfit.errors import Forbidden
 
+__all__ = [
+    "SIGNATURE_KEY",
+    "canonical",
+    "sign_url",
+    "signature",
+    "verify",
+]
+
 SIGNATURE_KEY = "sig"
 
 

@@ -8,6 +8,10 @@ import sys
 from pixfit.config import Config
 from pixfit.web import create_app
 
+__all__ = [
+    "application",
+]
+
 
 def _prefix() -> str | None:
     # Under mod_wsgi, `WSGIScriptAlias /images` already supplies the prefix as SCRIPT_NAME,
