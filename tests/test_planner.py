@@ -3,9 +3,10 @@ import pytest
 from pixfit.config import Config
 from pixfit.geometry import Caps
 from pixfit.hints import ClientHints
-from pixfit.options import Options, OutputFormat, parse_options
-from pixfit.planner import plan
+from pixfit.options import Options, parse_options
+from pixfit.planner import choose_output, plan
 from pixfit.profiles import NetworkClass as N
+from pixfit.registry import ImageFormat as F
 
 
 def _plan(
@@ -91,15 +92,66 @@ def test_class_quality_and_budget(
 @pytest.mark.parametrize(
     ("args", "accept", "expected"),
     [
-        ({"w": "1"}, "image/avif,image/webp,*/*", OutputFormat.AVIF),
-        ({"w": "1"}, "image/webp,*/*", OutputFormat.WEBP),
-        ({"w": "1"}, "*/*", OutputFormat.AUTO),
-        ({"w": "1", "format": "png"}, "image/avif", OutputFormat.PNG),
-        ({"format": "original"}, "image/webp", OutputFormat.ORIGINAL),
+        ({"w": "1"}, "image/avif,image/webp,*/*", (F.AVIF, F.WEBP, F.JPEG, F.PNG)),
+        ({"w": "1"}, "image/webp,*/*", (F.WEBP, F.JPEG, F.PNG)),
+        ({"w": "1"}, "*/*", (F.JPEG, F.PNG)),
+        ({"w": "1", "format": "png"}, "image/avif", (F.PNG,)),
+        ({"w": "1", "format": "jpg"}, "image/avif", (F.JPEG,)),
+        ({"format": "original"}, "image/webp", ()),
     ],
 )
-def test_format_negotiation(args: dict[str, str], accept: str, expected: OutputFormat) -> None:
-    assert _plan(args, {"Accept": accept}).format == expected
+def test_format_negotiation(args: dict[str, str], accept: str, expected: tuple[F, ...]) -> None:
+    assert _plan(args, {"Accept": accept}).formats == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "accept", "source", "alpha", "expected"),
+    [
+        # AUTO: AVIF, then WebP, when Accept lists them; else JPEG, or PNG with alpha
+        ({"w": "1"}, "image/avif,image/webp,*/*", F.JPEG, False, F.AVIF),
+        ({"w": "1"}, "image/avif,image/webp,*/*", F.PNG, True, F.AVIF),
+        ({"w": "1"}, "image/webp,*/*", F.PNG, True, F.WEBP),
+        ({"w": "1"}, "*/*", F.PNG, False, F.JPEG),
+        ({"w": "1"}, "*/*", F.PNG, True, F.PNG),
+        ({"w": "1"}, "", F.GIF, True, F.PNG),
+        # an explicit format is kept: JPEG flattens alpha
+        ({"w": "1", "format": "jpeg"}, "image/avif", F.PNG, True, F.JPEG),
+        ({"w": "1", "format": "webp"}, "", F.JPEG, False, F.WEBP),
+        # original: the source's own format; GIF is written as PNG
+        ({"format": "original"}, "image/webp", F.JPEG, False, F.JPEG),
+        ({"format": "original"}, "image/webp", F.GIF, True, F.PNG),
+        ({"format": "original"}, "", F.AVIF, False, F.AVIF),
+    ],
+)
+def test_choose_output_finishes_the_choice(
+    args: dict[str, str], accept: str, source: F, alpha: bool, expected: F
+) -> None:
+    assert choose_output(_plan(args, {"Accept": accept}), source, alpha) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "palette", "progressive"),
+    [
+        ({"w": "1"}, False, False),  # wifi: no budget, so no palette
+        ({"bw": "slow-2g"}, True, True),
+        ({"bw": "2g"}, True, True),
+        ({"bw": "3g"}, True, False),
+        ({"bw": "4g"}, True, False),
+        ({"bw": "2g", "q": "50"}, False, True),  # a fixed quality has no budget
+        ({"max_bytes": "5000"}, True, False),
+    ],
+)
+def test_encoder_policy_comes_from_the_profile(
+    args: dict[str, str], palette: bool, progressive: bool
+) -> None:
+    planned = _plan(args)
+    assert (planned.palette, planned.progressive) == (palette, progressive)
+
+
+def test_profile_policy_is_configurable() -> None:
+    config = Config().merged({"profiles": {"3g": {"progressive": True, "palette": False}}})
+    planned = _plan({"bw": "3g"}, config=config)
+    assert (planned.palette, planned.progressive) == (False, True)
 
 
 def test_passthrough_only_without_options_or_rendering_hints() -> None:

@@ -10,6 +10,7 @@ from typing import TypeVar
 
 from pixfit.errors import BadOption
 from pixfit.profiles import NetworkClass
+from pixfit.registry import SPELLINGS, OutputFormat
 
 
 class Fit(StrEnum):
@@ -36,17 +37,6 @@ class Gravity(StrEnum):
     NORTHWEST = "northwest"
     ENTROPY = "entropy"
     ATTENTION = "attention"
-
-
-class OutputFormat(StrEnum):
-    """Encodings pixfit writes; AUTO negotiates, ORIGINAL keeps the source's."""
-
-    AUTO = "auto"
-    JPEG = "jpeg"
-    WEBP = "webp"
-    AVIF = "avif"
-    PNG = "png"
-    ORIGINAL = "original"
 
 
 RGB = tuple[int, int, int]
@@ -193,6 +183,11 @@ def _colour(name: str, raw: str, _max_edge: int) -> RGB:
     return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
 
 
+# Spellings of a format beside its name, as in file names: format=jpg.
+_FORMAT_SPELLINGS = {
+    spelling: OutputFormat(name) for spelling, name in SPELLINGS.items() if spelling != name
+}
+
 _PARSERS: dict[str, tuple[str, Callable[[str, str, int], object]]] = {
     "w": ("width", _integer(1)),
     "h": ("height", _integer(1)),
@@ -204,7 +199,7 @@ _PARSERS: dict[str, tuple[str, Callable[[str, str, int], object]]] = {
     "bw": ("network", _choice(NetworkClass)),
     "q": ("quality", _integer(1, 100)),
     "max_bytes": ("max_bytes", _integer(1, 1_000_000_000)),
-    "format": ("format", _choice(OutputFormat, {"jpg": OutputFormat.JPEG})),
+    "format": ("format", _choice(OutputFormat, _FORMAT_SPELLINGS)),
     "bg": ("background", _colour),
     "forcefit": ("forcefit", _flag),
 }
