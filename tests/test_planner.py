@@ -1,10 +1,12 @@
+import dataclasses
+
 import pytest
 
 from pixfit.config import Config
 from pixfit.geometry import Caps
 from pixfit.hints import ClientHints
-from pixfit.options import Options, parse_options
-from pixfit.planner import choose_output, plan
+from pixfit.options import Fit, Gravity, Options, parse_options
+from pixfit.planner import NOT_IN_KEY, Plan, choose_output, plan
 from pixfit.profiles import NetworkClass as N
 from pixfit.registry import ImageFormat as F
 
@@ -178,3 +180,36 @@ def test_key_names_the_variant() -> None:
     assert _plan({"w": "400", "bw": "3g"}).key != _plan({"w": "400", "bw": "4g"}).key
     assert _plan({"w": "400"}).key == _plan({"width": "400"}).key
     assert _plan({}).key == "original"
+
+
+# A value unlike the base plan's for every Plan field; a new field must be added here.
+_OTHER_VALUES = {
+    "box_width": 401,
+    "box_height": 300,
+    "fit": Fit.COVER,
+    "gravity": Gravity.NORTH,
+    "enlarge": True,
+    "caps": Caps(640, None, 8192),
+    "formats": (F.WEBP, F.JPEG, F.PNG),
+    "quality_max": 84,
+    "quality_min": 80,
+    "budget": 5000,
+    "palette": True,
+    "progressive": True,
+    "background": (255, 0, 0),
+    "network": N.FOUR_G,
+}
+
+
+@pytest.mark.parametrize("field", [field.name for field in dataclasses.fields(Plan)])
+def test_key_changes_with_every_field_not_excluded(field: str) -> None:
+    base = _plan({"w": "400"})
+    assert not base.passthrough
+    if field == "passthrough":
+        assert dataclasses.replace(base, passthrough=True).key == "original"
+    elif field in NOT_IN_KEY:
+        other = {"dpr": 3.0, "vary": ()}[field]
+        assert dataclasses.replace(base, **{field: other}).key == base.key
+    else:
+        assert getattr(base, field) != _OTHER_VALUES[field]
+        assert dataclasses.replace(base, **{field: _OTHER_VALUES[field]}).key != base.key

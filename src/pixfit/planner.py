@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from pixfit.config import Config
 from pixfit.geometry import Caps
@@ -54,21 +54,25 @@ class Plan:
         """A canonical string naming this variant, for ETags and cache keys."""
         if self.passthrough:
             return "original"
-        parts = [
-            f"box={self.box_width}x{self.box_height}",
-            f"fit={self.fit}",
-            f"pos={self.gravity}",
-            f"enlarge={int(self.enlarge)}",
-            f"caps={self.caps.max_width}x{self.caps.max_height}/{self.caps.max_edge}",
-            f"formats={','.join(self.formats)}",
-            f"q={self.quality_min}-{self.quality_max}",
-            f"budget={self.budget}",
-            f"palette={int(self.palette)}",
-            f"progressive={int(self.progressive)}",
-            f"bg={self.background}",
-            f"class={self.network}",
-        ]
-        return ";".join(parts)
+        return ";".join(f"{name}={_canonical(getattr(self, name))}" for name in _KEY_FIELDS)
+
+
+# Plan fields left out of `key`, each because it cannot change the response's bytes.
+# Every other field is in it: forgetting one would let the cache serve the wrong variant.
+NOT_IN_KEY = frozenset(
+    {
+        "passthrough",  # a passthrough plan's key is "original", whatever else it holds
+        "dpr",  # already multiplied into the box and the caps; nothing renders by it
+        "vary",  # the Vary header, which is written from each request's own plan
+    }
+)
+_KEY_FIELDS = tuple(field.name for field in fields(Plan) if field.name not in NOT_IN_KEY)
+
+
+def _canonical(value: object) -> str:
+    """A value spelled the same in every process: tuples joined, enums by their value."""
+    # str() of a tuple would spell its enums by repr; nested values (Caps) print their fields.
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def plan(options: Options, hints: ClientHints, config: Config) -> Plan:
