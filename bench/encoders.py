@@ -43,8 +43,12 @@ from pathlib import Path
 import pyvips
 from pipeline import WALLPAPERS, Photo, find_photos, load
 
-from pixfit.formats import AVIF_EFFORT, JPEG_QUANT_TABLE, WEBP_EFFORT
+from pixfit.registry import FORMATS, ImageFormat
 
+# pixfit's own settings, from its format registry: the reference rows below.
+JPEG_QUANT_TABLE = FORMATS[ImageFormat.JPEG].settings["quant_table"]
+WEBP_EFFORT = FORMATS[ImageFormat.WEBP].settings["effort"]
+AVIF_EFFORT = FORMATS[ImageFormat.AVIF].settings["effort"]
 JPEG_Q = 80
 WEBP_Q = 80
 AVIF_Q = 60

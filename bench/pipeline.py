@@ -36,7 +36,7 @@ import pyvips
 
 import pixfit
 from pixfit.budget import Searched
-from pixfit.formats import AVIF_EFFORT, WEBP_EFFORT
+from pixfit.registry import FORMATS, ImageFormat
 
 WALLPAPERS = Path("/usr/share/wallpapers")
 WALLPAPER_PACKAGE = "plasma-workspace-wallpapers"
@@ -450,7 +450,8 @@ def section_rss(photos: list[Photo]) -> float:
 
 def section_formats(photos: list[Photo], passes: int) -> None:
     print("\n4. 800 px q80 by output format, for orientation (ratio against JPEG)")
-    print(f"  pixfit's encoders: WebP effort {WEBP_EFFORT}, AVIF (av1) effort {AVIF_EFFORT}")
+    webp, avif = (FORMATS[f].settings["effort"] for f in (ImageFormat.WEBP, ImageFormat.AVIF))
+    print(f"  pixfit's encoders: WebP effort {webp}, AVIF (av1) effort {avif}")
     results = measure(
         photos,
         {

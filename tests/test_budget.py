@@ -12,9 +12,9 @@ import pyvips
 import pixfit
 from pixfit.budget import MAX_ENCODES_PER_SIZE, fit_budget
 from pixfit.formats import Encoder
-from pixfit.options import OutputFormat
 from pixfit.planner import EXPLICIT_BUDGET_QUALITY_FLOOR
 from pixfit.profiles import DEFAULT_PROFILES, NetworkClass
+from pixfit.registry import ImageFormat
 from tests.conftest import decoded, decoded_output, photo
 
 CLASSES = [NetworkClass.SLOW_2G, NetworkClass.TWO_G, NetworkClass.THREE_G, NetworkClass.FOUR_G]
@@ -139,10 +139,10 @@ def detailed() -> pyvips.Image:
     return photo(360, 240, seed=5)
 
 
-@pytest.fixture(scope="module", params=[OutputFormat.JPEG, OutputFormat.WEBP], ids=str)
+@pytest.fixture(scope="module", params=[ImageFormat.JPEG, ImageFormat.WEBP], ids=str)
 def encoder(request: pytest.FixtureRequest) -> Encoder:
-    # compact=True is what render() uses whenever there is a budget.
-    return Encoder(request.param, compact=True)
+    # palette=True is what render() uses whenever there is a budget.
+    return Encoder(request.param, palette=True)
 
 
 @pytest.fixture(scope="module")

@@ -1,3 +1,4 @@
+import argparse
 import os
 import subprocess
 import sys
@@ -7,7 +8,11 @@ from pathlib import Path
 import pytest
 import pyvips
 
+from pixfit.cli import add_option_flags, option_args
 from pixfit.config import SAMPLES_DIR
+from pixfit.options import ALIASES, OPTIONS, Options, parse_options
+from pixfit.profiles import NetworkClass
+from pixfit.registry import OutputFormat
 
 LANDSCAPE = SAMPLES_DIR / "landscape.jpg"
 
@@ -86,3 +91,26 @@ def test_bad_config_fails_with_the_key() -> None:
     result = pixfit("config", env={"PIXFIT_SERVER_PORT": "x"})
     assert result.returncode == 2
     assert b"server.port" in result.stderr
+
+
+def test_every_option_has_a_flag_with_a_sentence_of_help() -> None:
+    parser = argparse.ArgumentParser()
+    add_option_flags(parser)
+    flags = {spelling: action for action in parser._actions for spelling in action.option_strings}
+    for name in [*OPTIONS, *ALIASES]:
+        action = flags[f"--{name}"]
+        assert action.help and action.help[0].isupper() and action.help.endswith("."), name
+    assert flags["--max-bytes"] is flags["--max_bytes"]
+    for name, spec in OPTIONS.items():
+        assert spec.help == flags[f"--{name}"].help
+
+
+def test_flags_come_back_as_query_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_option_flags(parser)
+    args = parser.parse_args(["--width", "300", "--max-bytes", "900", "--f", "jpg", "--bw", "2g"])
+    given = option_args(args)
+    assert given == {"width": "300", "max_bytes": "900", "f": "jpg", "bw": "2g"}
+    assert parse_options(given) == Options(
+        width=300, max_bytes=900, format=OutputFormat.JPEG, network=NetworkClass.TWO_G
+    )

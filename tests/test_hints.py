@@ -1,8 +1,9 @@
 import pytest
 
 from pixfit.hints import ClientHints, choose_class, vary_headers
-from pixfit.options import Options, OutputFormat
+from pixfit.options import Options
 from pixfit.profiles import NetworkClass as N
+from pixfit.registry import ImageFormat, OutputFormat
 
 
 @pytest.mark.parametrize(
@@ -19,7 +20,8 @@ from pixfit.profiles import NetworkClass as N
 )
 def test_accept_counts_only_explicit_modern_formats(accept: str, avif: bool, webp: bool) -> None:
     hints = ClientHints.from_headers({"Accept": accept})
-    assert (hints.accepts_avif, hints.accepts_webp) == (avif, webp)
+    assert (ImageFormat.AVIF in hints.accepts, ImageFormat.WEBP in hints.accepts) == (avif, webp)
+    assert hints.accepts <= {ImageFormat.AVIF, ImageFormat.WEBP}
 
 
 @pytest.mark.parametrize(

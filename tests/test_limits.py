@@ -5,11 +5,12 @@ import threading
 import pytest
 import pyvips
 
-from pixfit import Config, OutputFormat, render
+from pixfit import Config, render
 from pixfit.budget import fit_budget
 from pixfit.errors import Overloaded
 from pixfit.formats import Encoder
 from pixfit.limiter import RenderSlots
+from pixfit.registry import ImageFormat
 
 
 def test_slots_admit_up_to_the_limit_then_queue_then_refuse() -> None:
@@ -71,7 +72,7 @@ def test_a_render_past_its_deadline_is_cut() -> None:
 def test_the_budget_search_stops_shrinking_past_its_deadline() -> None:
     noise = pyvips.Image.gaussnoise(800, 600).cast("uchar")
     image = noise.bandjoin([noise, noise]).copy(interpretation="srgb").copy_memory()
-    encoder = Encoder(OutputFormat.JPEG, compact=True)
+    encoder = Encoder(ImageFormat.JPEG, palette=True)
     unhurried = fit_budget(image, encoder, 80, 40, budget=2000)
     late = fit_budget(image, encoder, 80, 40, budget=2000, deadline=0.0)
     assert unhurried.best.width < 800  # with time, it shrinks towards the budget

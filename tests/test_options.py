@@ -1,8 +1,9 @@
 import pytest
 
 from pixfit.errors import BadOption
-from pixfit.options import Fit, Gravity, Options, OutputFormat, parse_options
+from pixfit.options import Fit, Gravity, Options, parse_options
 from pixfit.profiles import NetworkClass
+from pixfit.registry import OutputFormat
 
 
 @pytest.mark.parametrize(

@@ -13,8 +13,8 @@ import pyvips
 
 import pixfit
 from pixfit.errors import CorruptImage, TooLarge, UnsupportedImage
-from pixfit.formats import SourceFormat
 from pixfit.pipeline import SourceInfo, jpeg_shrink
+from pixfit.registry import ImageFormat
 from tests.conftest import (
     BLUE,
     GREEN,
@@ -598,7 +598,7 @@ def test_max_output_edge_caps_every_render(
 def test_jpeg_shrink_is_the_largest_factor_that_covers_the_target(
     source: tuple[int, int], target: tuple[int, int], shrink: int
 ) -> None:
-    info = SourceInfo(SourceFormat.JPEG, *source, has_alpha=False)
+    info = SourceInfo(ImageFormat.JPEG, *source, has_alpha=False)
     assert jpeg_shrink(info, *target) == shrink
 
 

@@ -1,11 +1,14 @@
+import dataclasses
+
 import pytest
 
 from pixfit.config import Config
 from pixfit.geometry import Caps
 from pixfit.hints import ClientHints
-from pixfit.options import Options, OutputFormat, parse_options
-from pixfit.planner import plan
+from pixfit.options import Fit, Gravity, Options, parse_options
+from pixfit.planner import NOT_IN_KEY, Plan, choose_output, plan
 from pixfit.profiles import NetworkClass as N
+from pixfit.registry import ImageFormat as F
 
 
 def _plan(
@@ -91,15 +94,66 @@ def test_class_quality_and_budget(
 @pytest.mark.parametrize(
     ("args", "accept", "expected"),
     [
-        ({"w": "1"}, "image/avif,image/webp,*/*", OutputFormat.AVIF),
-        ({"w": "1"}, "image/webp,*/*", OutputFormat.WEBP),
-        ({"w": "1"}, "*/*", OutputFormat.AUTO),
-        ({"w": "1", "format": "png"}, "image/avif", OutputFormat.PNG),
-        ({"format": "original"}, "image/webp", OutputFormat.ORIGINAL),
+        ({"w": "1"}, "image/avif,image/webp,*/*", (F.AVIF, F.WEBP, F.JPEG, F.PNG)),
+        ({"w": "1"}, "image/webp,*/*", (F.WEBP, F.JPEG, F.PNG)),
+        ({"w": "1"}, "*/*", (F.JPEG, F.PNG)),
+        ({"w": "1", "format": "png"}, "image/avif", (F.PNG,)),
+        ({"w": "1", "format": "jpg"}, "image/avif", (F.JPEG,)),
+        ({"format": "original"}, "image/webp", ()),
     ],
 )
-def test_format_negotiation(args: dict[str, str], accept: str, expected: OutputFormat) -> None:
-    assert _plan(args, {"Accept": accept}).format == expected
+def test_format_negotiation(args: dict[str, str], accept: str, expected: tuple[F, ...]) -> None:
+    assert _plan(args, {"Accept": accept}).formats == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "accept", "source", "alpha", "expected"),
+    [
+        # AUTO: AVIF, then WebP, when Accept lists them; else JPEG, or PNG with alpha
+        ({"w": "1"}, "image/avif,image/webp,*/*", F.JPEG, False, F.AVIF),
+        ({"w": "1"}, "image/avif,image/webp,*/*", F.PNG, True, F.AVIF),
+        ({"w": "1"}, "image/webp,*/*", F.PNG, True, F.WEBP),
+        ({"w": "1"}, "*/*", F.PNG, False, F.JPEG),
+        ({"w": "1"}, "*/*", F.PNG, True, F.PNG),
+        ({"w": "1"}, "", F.GIF, True, F.PNG),
+        # an explicit format is kept: JPEG flattens alpha
+        ({"w": "1", "format": "jpeg"}, "image/avif", F.PNG, True, F.JPEG),
+        ({"w": "1", "format": "webp"}, "", F.JPEG, False, F.WEBP),
+        # original: the source's own format; GIF is written as PNG
+        ({"format": "original"}, "image/webp", F.JPEG, False, F.JPEG),
+        ({"format": "original"}, "image/webp", F.GIF, True, F.PNG),
+        ({"format": "original"}, "", F.AVIF, False, F.AVIF),
+    ],
+)
+def test_choose_output_finishes_the_choice(
+    args: dict[str, str], accept: str, source: F, alpha: bool, expected: F
+) -> None:
+    assert choose_output(_plan(args, {"Accept": accept}), source, alpha) == expected
+
+
+@pytest.mark.parametrize(
+    ("args", "palette", "progressive"),
+    [
+        ({"w": "1"}, False, False),  # wifi: no budget, so no palette
+        ({"bw": "slow-2g"}, True, True),
+        ({"bw": "2g"}, True, True),
+        ({"bw": "3g"}, True, False),
+        ({"bw": "4g"}, True, False),
+        ({"bw": "2g", "q": "50"}, False, True),  # a fixed quality has no budget
+        ({"max_bytes": "5000"}, True, False),
+    ],
+)
+def test_encoder_policy_comes_from_the_profile(
+    args: dict[str, str], palette: bool, progressive: bool
+) -> None:
+    planned = _plan(args)
+    assert (planned.palette, planned.progressive) == (palette, progressive)
+
+
+def test_profile_policy_is_configurable() -> None:
+    config = Config().merged({"profiles": {"3g": {"progressive": True, "palette": False}}})
+    planned = _plan({"bw": "3g"}, config=config)
+    assert (planned.palette, planned.progressive) == (False, True)
 
 
 def test_passthrough_only_without_options_or_rendering_hints() -> None:
@@ -126,3 +180,36 @@ def test_key_names_the_variant() -> None:
     assert _plan({"w": "400", "bw": "3g"}).key != _plan({"w": "400", "bw": "4g"}).key
     assert _plan({"w": "400"}).key == _plan({"width": "400"}).key
     assert _plan({}).key == "original"
+
+
+# A value unlike the base plan's for every Plan field; a new field must be added here.
+_OTHER_VALUES = {
+    "box_width": 401,
+    "box_height": 300,
+    "fit": Fit.COVER,
+    "gravity": Gravity.NORTH,
+    "enlarge": True,
+    "caps": Caps(640, None, 8192),
+    "formats": (F.WEBP, F.JPEG, F.PNG),
+    "quality_max": 84,
+    "quality_min": 80,
+    "budget": 5000,
+    "palette": True,
+    "progressive": True,
+    "background": (255, 0, 0),
+    "network": N.FOUR_G,
+}
+
+
+@pytest.mark.parametrize("field", [field.name for field in dataclasses.fields(Plan)])
+def test_key_changes_with_every_field_not_excluded(field: str) -> None:
+    base = _plan({"w": "400"})
+    assert not base.passthrough
+    if field == "passthrough":
+        assert dataclasses.replace(base, passthrough=True).key == "original"
+    elif field in NOT_IN_KEY:
+        other = {"dpr": 3.0, "vary": ()}[field]
+        assert dataclasses.replace(base, **{field: other}).key == base.key
+    else:
+        assert getattr(base, field) != _OTHER_VALUES[field]
+        assert dataclasses.replace(base, **{field: _OTHER_VALUES[field]}).key != base.key

@@ -6,9 +6,10 @@ from pixfit.config import Config, ConfigError
 from pixfit.embed import image_url, srcset
 from pixfit.errors import PixfitError
 from pixfit.hints import ClientHints
-from pixfit.options import Fit, Gravity, Options, OutputFormat, parse_options
+from pixfit.options import Fit, Gravity, Options, parse_options
 from pixfit.planner import Plan, plan
 from pixfit.profiles import NetworkClass, Profile
+from pixfit.registry import OutputFormat
 
 if TYPE_CHECKING:
     from pixfit.rendering import Rendered, Timings, configure, render, render_plan

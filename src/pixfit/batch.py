@@ -30,13 +30,11 @@ from rich.table import Table
 from pixfit.config import Config, ConfigError
 from pixfit.errors import BadOption, NotFound, PixfitError
 from pixfit.options import Options, parse_options
+from pixfit.registry import FORMATS
 from pixfit.rendering import render
 
 # Output file extensions by media type; gif only when a GIF source is passed through.
-EXTENSIONS = {
-    "image/jpeg": "jpg", "image/webp": "webp", "image/avif": "avif", "image/png": "png",
-    "image/gif": "gif",
-}  # fmt: skip
+EXTENSIONS = {row.media_type: row.extensions[0] for row in FORMATS.values()}
 
 
 @dataclass(frozen=True, slots=True)

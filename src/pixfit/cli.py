@@ -13,15 +13,10 @@ import tomli_w
 from pixfit import batch
 from pixfit.config import Config, ConfigError
 from pixfit.errors import PixfitError
+from pixfit.options import ALIASES, OPTIONS
 from pixfit.rendering import configure, render
 from pixfit.serve import serve
 from pixfit.signing import sign_url
-
-# Every HTTP option is a long flag of the same name; aliases stay aliases.
-OPTION_FLAGS = (
-    "w", "h", "width", "height", "fit", "pos", "enlarge", "screen", "dpr", "bw", "q",
-    "max_bytes", "format", "f", "bg", "forcefit",
-)  # fmt: skip
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -40,6 +35,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+def _option_flags() -> dict[str, tuple[list[str], str]]:
+    """Each option's and alias's flag spellings and help, keyed by its query name.
+
+    An alias gets its own flag rather than argparse's alias, so that giving both is
+    refused as in a URL; one that only differs by "-" for "_" (`max-bytes`) is already
+    a spelling of its option's flag.
+    """
+    flags: dict[str, tuple[list[str], str]] = {}
+    taken: set[str] = set()
+    named = [(name, spec.help) for name, spec in OPTIONS.items()]
+    named += [(alias, f"Same as --{name}.") for alias, name in ALIASES.items()]
+    for name, help_text in named:
+        spellings = sorted({f"--{name}", f"--{name.replace('_', '-')}"} - taken)
+        if spellings:
+            flags[name] = (spellings, help_text)
+            taken.update(spellings)
+    return flags
+
+
+# Every HTTP option is a long flag of the same name; aliases stay aliases.
+OPTION_FLAGS = _option_flags()
+
+
 def option_args(args: argparse.Namespace) -> dict[str, str]:
     """The HTTP options given as flags, keyed by their query names."""
     given = {name: getattr(args, name) for name in OPTION_FLAGS}
@@ -49,9 +67,8 @@ def option_args(args: argparse.Namespace) -> dict[str, str]:
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
     """Add one long flag per HTTP option (`--max-bytes` also spelled `--max_bytes`)."""
     group = parser.add_argument_group("image options (as in the URL API)")
-    for name in OPTION_FLAGS:
-        spellings = {f"--{name}", f"--{name.replace('_', '-')}"}
-        group.add_argument(*sorted(spellings), dest=name, metavar="VALUE")
+    for name, (spellings, help_text) in OPTION_FLAGS.items():
+        group.add_argument(*spellings, dest=name, metavar="VALUE", help=help_text)
     group.add_argument(
         "--accept",
         metavar="TYPES",

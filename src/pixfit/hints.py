@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from werkzeug.datastructures import MIMEAccept
 from werkzeug.http import parse_accept_header
 
-from pixfit.options import Options, OutputFormat
+from pixfit.options import Options
 from pixfit.profiles import NetworkClass
+from pixfit.registry import OUTPUTS, ImageFormat, OutputFormat
 
 # Hinted sizes snap to these steps so a cache sees a bounded number of variants.
 # Widths round up (never blurrier than asked), DPRs to the nearest step.
@@ -43,8 +44,9 @@ ACCEPT_CH = (
 class ClientHints:
     """What the headers said; None means the header was absent or unreadable."""
 
-    accepts_avif: bool = False
-    accepts_webp: bool = False
+    # The output formats whose Accept token the client lists explicitly (`*/*` and
+    # `image/*` name none); formats every client takes are never in it.
+    accepts: frozenset[ImageFormat] = frozenset()
     # Device pixel ratio, snapped to DPR_LADDER.
     dpr: float | None = None
     # Intended display width of the image in device pixels, snapped up to WIDTH_LADDER.
@@ -69,8 +71,7 @@ class ClientHints:
         width = _number(get("sec-ch-width", "width"))
         viewport = _number(get("sec-ch-viewport-width", "viewport-width"))
         return cls(
-            accepts_avif="image/avif" in explicit,
-            accepts_webp="image/webp" in explicit,
+            accepts=frozenset(row.name for row in OUTPUTS if row.accept in explicit),
             dpr=_nearest(DPR_LADDER, dpr) if dpr and dpr > 0 else None,
             width=_round_up(width) if width and width >= 1 else None,
             viewport_width=_round_up(viewport) if viewport and viewport >= 1 else None,

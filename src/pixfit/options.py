@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TypeVar
 
 from pixfit.errors import BadOption
 from pixfit.profiles import NetworkClass
+from pixfit.registry import SPELLINGS, OutputFormat
 
 
 class Fit(StrEnum):
@@ -36,17 +37,6 @@ class Gravity(StrEnum):
     NORTHWEST = "northwest"
     ENTROPY = "entropy"
     ATTENTION = "attention"
-
-
-class OutputFormat(StrEnum):
-    """Encodings pixfit writes; AUTO negotiates, ORIGINAL keeps the source's."""
-
-    AUTO = "auto"
-    JPEG = "jpeg"
-    WEBP = "webp"
-    AVIF = "avif"
-    PNG = "png"
-    ORIGINAL = "original"
 
 
 RGB = tuple[int, int, int]
@@ -87,6 +77,8 @@ class Options:
 
 
 T = TypeVar("T")
+# Parses one raw value: (option name as given, value, max_edge) -> the field's value.
+Parser = Callable[[str, str, int], object]
 
 
 def parse_options(
@@ -104,17 +96,16 @@ def parse_options(
     for raw_key, raw in args.items():
         if raw_key in ignore:
             continue
-        key = _ALIASES.get(raw_key, raw_key)
-        spec = _PARSERS.get(key)
+        key = ALIASES.get(raw_key, raw_key)
+        spec = OPTIONS.get(key)
         if spec is None:
             if strict:
                 known = ", ".join(sorted(_PUBLIC_NAMES))
                 raise BadOption(f"Unknown option {raw_key!r}; expected one of {known}")
             continue
-        field_name, parse = spec
-        if field_name in values:
+        if spec.field in values:
             raise BadOption(f"Option {raw_key!r} is given twice (directly or by an alias)")
-        values[field_name] = parse(raw_key, raw.strip(), max_edge)
+        values[spec.field] = spec.parse(raw_key, raw.strip(), max_edge)
     if values.pop("forcefit", False) and values.setdefault("fit", Fit.FILL) != Fit.FILL:
         raise BadOption("Expected no fit other than fill with forcefit=1")
     return Options(**values)  # type: ignore[arg-type]
@@ -136,7 +127,7 @@ def _bad(name: str, raw: str, expected: str) -> BadOption:
     return BadOption(f"Expected {expected} for {name} but received {raw!r}")
 
 
-def _integer(low: int, high: int | None = None) -> Callable[[str, str, int], int]:
+def _integer(low: int, high: int | None = None) -> Parser:
     def parse(name: str, raw: str, max_edge: int) -> int:
         top = max_edge if high is None else high
         # ASCII digits only: str.isdigit() also takes "²" and other scripts' digits.
@@ -147,7 +138,7 @@ def _integer(low: int, high: int | None = None) -> Callable[[str, str, int], int
     return parse
 
 
-def _choice(kind: type[T], aliases: Mapping[str, T] | None = None) -> Callable[[str, str, int], T]:
+def _choice(kind: type[T], aliases: Mapping[str, T] | None = None) -> Parser:
     def parse(name: str, raw: str, _max_edge: int) -> T:
         value = raw.lower()
         if aliases and value in aliases:
@@ -193,20 +184,72 @@ def _colour(name: str, raw: str, _max_edge: int) -> RGB:
     return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
 
 
-_PARSERS: dict[str, tuple[str, Callable[[str, str, int], object]]] = {
-    "w": ("width", _integer(1)),
-    "h": ("height", _integer(1)),
-    "fit": ("fit", _choice(Fit)),
-    "pos": ("gravity", _choice(Gravity, {"center": Gravity.CENTRE})),
-    "enlarge": ("enlarge", _flag),
-    "screen": ("screen", _screen),
-    "dpr": ("dpr", _dpr),
-    "bw": ("network", _choice(NetworkClass)),
-    "q": ("quality", _integer(1, 100)),
-    "max_bytes": ("max_bytes", _integer(1, 1_000_000_000)),
-    "format": ("format", _choice(OutputFormat, {"jpg": OutputFormat.JPEG})),
-    "bg": ("background", _colour),
-    "forcefit": ("forcefit", _flag),
+def _one_of(names: Iterable[str]) -> str:
+    listed = [str(name) for name in names]
+    return f"one of {', '.join(listed[:-1])} or {listed[-1]}"
+
+
+@dataclass(frozen=True, slots=True)
+class OptionSpec:
+    """One option of the URL API (and the CLI): what it sets, how it parses, what it means."""
+
+    # The `Options` field it sets (`forcefit` is folded into `fit` after parsing).
+    field: str
+    parse: Parser
+    # One sentence with the allowed values, for `--help`.
+    help: str
+
+
+# Spellings of a format beside its name, as in file names: format=jpg.
+_FORMAT_SPELLINGS = {
+    spelling: OutputFormat(name) for spelling, name in SPELLINGS.items() if spelling != name
 }
-_ALIASES = {"width": "w", "height": "h", "f": "format", "max-bytes": "max_bytes"}
-_PUBLIC_NAMES = set(_PARSERS) | set(_ALIASES)
+
+OPTIONS: Mapping[str, OptionSpec] = {
+    "w": OptionSpec("width", _integer(1), "Box width in CSS pixels, 1..max_output_edge."),
+    "h": OptionSpec("height", _integer(1), "Box height in CSS pixels, 1..max_output_edge."),
+    "fit": OptionSpec(
+        "fit", _choice(Fit), f"How the image fills the box: {_one_of(Fit)} (default inside)."
+    ),
+    "pos": OptionSpec(
+        "gravity",
+        _choice(Gravity, {"center": Gravity.CENTRE}),
+        f"What fit=cover keeps when it crops: {_one_of(Gravity)} (default centre).",
+    ),
+    "enlarge": OptionSpec(
+        "enlarge", _flag, "Allow output larger than the source: 0 (default) or 1."
+    ),
+    "screen": OptionSpec(
+        "screen",
+        _screen,
+        f"The client's screen as WIDTHxHEIGHT in CSS pixels, each 1..{MAX_SCREEN_EDGE}.",
+    ),
+    "dpr": OptionSpec("dpr", _dpr, "Device pixel ratio, a number 1..4."),
+    "bw": OptionSpec(
+        "network",
+        _choice(NetworkClass),
+        f"Network class, which sets the byte budget: {_one_of(NetworkClass)}.",
+    ),
+    "q": OptionSpec(
+        "quality", _integer(1, 100), "Fixed quality 1..100, which turns the budget search off."
+    ),
+    "max_bytes": OptionSpec(
+        "max_bytes",
+        _integer(1, 1_000_000_000),
+        "Byte budget 1..1000000000, which overrides the network class's.",
+    ),
+    "format": OptionSpec(
+        "format",
+        _choice(OutputFormat, _FORMAT_SPELLINGS),
+        f"Output format: {_one_of([*OutputFormat, *_FORMAT_SPELLINGS])} (default auto).",
+    ),
+    "bg": OptionSpec(
+        "background",
+        _colour,
+        "Background for contain and for flattening alpha, a hex colour such as ff8800 or f80.",
+    ),
+    "forcefit": OptionSpec("forcefit", _flag, "Stretch to the box like fit=fill: 0 or 1."),
+}
+# Other names of options; each parses exactly as the option it names.
+ALIASES: Mapping[str, str] = {"width": "w", "height": "h", "f": "format", "max-bytes": "max_bytes"}
+_PUBLIC_NAMES = set(OPTIONS) | set(ALIASES)

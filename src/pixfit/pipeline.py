@@ -11,9 +11,10 @@ import pyvips
 
 from pixfit.config import LimitsConfig
 from pixfit.errors import CorruptImage, Overloaded, TooLarge
-from pixfit.formats import SourceFormat, keeps_alpha, sniff
+from pixfit.formats import sniff
 from pixfit.geometry import Geometry, crop_offset
-from pixfit.options import RGB, Fit, Gravity, OutputFormat
+from pixfit.options import RGB, Fit, Gravity
+from pixfit.registry import FORMATS, ImageFormat
 
 WHITE: RGB = (255, 255, 255)
 # EXIF orientations 5-8 turn the image a quarter, so its displayed width is its stored height.
@@ -26,7 +27,7 @@ JPEG_SHRINKS = (8, 4, 2)
 class SourceInfo:
     """What the header says, read without decoding a pixel."""
 
-    format: SourceFormat
+    format: ImageFormat
     # Displayed size, after EXIF orientation.
     width: int
     height: int
@@ -39,7 +40,7 @@ class Job:
 
     geometry: Geometry
     gravity: Gravity
-    output: OutputFormat
+    output: ImageFormat
     # Letterbox and flatten colour; None is white when flattening, transparent when padding.
     background: RGB | None
 
@@ -79,15 +80,15 @@ def inspect(data: bytes, limits: LimitsConfig) -> SourceInfo:
     return SourceInfo(source_format, width, height, header.hasalpha())
 
 
-def _decoded_whole(source_format: SourceFormat, header: pyvips.Image) -> str | None:
+def _decoded_whole(source_format: ImageFormat, header: pyvips.Image) -> str | None:
     """What kind of source this is, if libvips must hold all of it to decode it."""
-    if source_format == SourceFormat.JPEG and _metadata(header, "jpeg-multiscan", 0):
+    if source_format == ImageFormat.JPEG and _metadata(header, "jpeg-multiscan", 0):
         return "progressive JPEG"
-    if source_format == SourceFormat.PNG and _metadata(header, "interlaced", 0):
+    if source_format == ImageFormat.PNG and _metadata(header, "interlaced", 0):
         return "interlaced PNG"
-    if source_format == SourceFormat.GIF:
+    if source_format == ImageFormat.GIF:
         return "GIF"
-    if source_format == SourceFormat.HEIF:
+    if source_format == ImageFormat.AVIF:
         return "AVIF"
     return None
 
@@ -112,7 +113,7 @@ def decode(data: bytes, info: SourceInfo, job: Job, deadline: float) -> pyvips.I
     # thumbnail applies the EXIF orientation and imports any embedded ICC profile.
     sizing = {"height": height, "size": "force" if crop == "none" else "both", "crop": crop}
     try:
-        shrink = jpeg_shrink(info, width, height) if info.format == SourceFormat.JPEG else 1
+        shrink = jpeg_shrink(info, width, height) if info.format == ImageFormat.JPEG else 1
         if shrink > 1:
             loaded = pyvips.Image.jpegload_buffer(
                 data, shrink=shrink, fail_on="truncated", access="sequential"
@@ -159,7 +160,7 @@ def to_srgb(image: pyvips.Image, job: Job) -> pyvips.Image:
 
 def flatten(image: pyvips.Image, job: Job) -> pyvips.Image:
     """Blend alpha onto the background when the output cannot carry it."""
-    if not image.hasalpha() or keeps_alpha(job.output):
+    if not image.hasalpha() or FORMATS[job.output].alpha:
         return image
     return image.flatten(background=list(job.background or WHITE))
 
@@ -178,7 +179,7 @@ def letterbox(image: pyvips.Image, job: Job) -> pyvips.Image:
     box_width, box_height = job.geometry.width, job.geometry.height
     if job.geometry.fit != Fit.CONTAIN or (image.width, image.height) == (box_width, box_height):
         return image
-    if job.background is None and keeps_alpha(job.output):
+    if job.background is None and FORMATS[job.output].alpha:
         # No colour asked for and the format has alpha: pad with transparency.
         image = image if image.hasalpha() else image.bandjoin_const([255])
         fill = [0, 0, 0, 0]

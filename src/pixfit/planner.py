@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from pixfit.config import Config
 from pixfit.geometry import Caps
 from pixfit.hints import ClientHints, choose_class, vary_headers
-from pixfit.options import RGB, Fit, Gravity, Options, OutputFormat
+from pixfit.options import RGB, Fit, Gravity, Options
 from pixfit.profiles import NetworkClass
+from pixfit.registry import FORMATS, OUTPUTS, ImageFormat, OutputFormat, original_output
 
 # The lowest quality an explicit `max_bytes` may search down to when the class's own
 # floor is higher (wifi's range is 85-85, which leaves a budget nothing but shrinking).
@@ -29,13 +30,18 @@ class Plan:
     gravity: Gravity
     enlarge: bool
     caps: Caps
-    # A concrete format, ORIGINAL, or AUTO meaning JPEG (PNG for images with alpha).
-    format: OutputFormat
+    # The output formats the client takes, best first; `choose_output` picks one once the
+    # source's header is read. Empty for `format=original`: the source's own format.
+    formats: tuple[ImageFormat, ...]
     # Encoder quality range; equal ends mean a fixed quality.
     quality_max: int
     quality_min: int
     # Byte budget; None means none.
     budget: int | None
+    # The class's encoder policy: PNG quantised to a palette (only under a budget), and
+    # progressive JPEG.
+    palette: bool
+    progressive: bool
     background: RGB | None
     network: NetworkClass
     # The device pixel ratio used: the client's, capped by the profile.
@@ -48,19 +54,25 @@ class Plan:
         """A canonical string naming this variant, for ETags and cache keys."""
         if self.passthrough:
             return "original"
-        parts = [
-            f"box={self.box_width}x{self.box_height}",
-            f"fit={self.fit}",
-            f"pos={self.gravity}",
-            f"enlarge={int(self.enlarge)}",
-            f"caps={self.caps.max_width}x{self.caps.max_height}/{self.caps.max_edge}",
-            f"format={self.format}",
-            f"q={self.quality_min}-{self.quality_max}",
-            f"budget={self.budget}",
-            f"bg={self.background}",
-            f"class={self.network}",
-        ]
-        return ";".join(parts)
+        return ";".join(f"{name}={_canonical(getattr(self, name))}" for name in _KEY_FIELDS)
+
+
+# Plan fields left out of `key`, each because it cannot change the response's bytes.
+# Every other field is in it: forgetting one would let the cache serve the wrong variant.
+NOT_IN_KEY = frozenset(
+    {
+        "passthrough",  # a passthrough plan's key is "original", whatever else it holds
+        "dpr",  # already multiplied into the box and the caps; nothing renders by it
+        "vary",  # the Vary header, which is written from each request's own plan
+    }
+)
+_KEY_FIELDS = tuple(field.name for field in fields(Plan) if field.name not in NOT_IN_KEY)
+
+
+def _canonical(value: object) -> str:
+    """A value spelled the same in every process: tuples joined, enums by their value."""
+    # str() of a tuple would spell its enums by repr; nested values (Caps) print their fields.
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
 
 
 def plan(options: Options, hints: ClientHints, config: Config) -> Plan:
@@ -104,10 +116,12 @@ def plan(options: Options, hints: ClientHints, config: Config) -> Plan:
         gravity=options.gravity,
         enlarge=options.enlarge,
         caps=caps,
-        format=_negotiated(options.format or OutputFormat.AUTO, hints),
+        formats=_candidates(options.format or OutputFormat.AUTO, hints),
         quality_max=quality_max,
         quality_min=quality_min,
         budget=budget,
+        palette=profile.palette and budget is not None,
+        progressive=profile.progressive,
         background=options.background,
         network=network,
         dpr=dpr,
@@ -119,12 +133,24 @@ def _device(css: int | None, dpr: float) -> int | None:
     return None if css is None else max(1, round(css * dpr))
 
 
-def _negotiated(requested: OutputFormat, hints: ClientHints) -> OutputFormat:
-    """AUTO becomes AVIF, then WebP, when Accept names them explicitly."""
+def _candidates(requested: OutputFormat, hints: ClientHints) -> tuple[ImageFormat, ...]:
+    """The output formats to choose from, best first; none for `original`."""
+    if requested == OutputFormat.ORIGINAL:
+        return ()
     if requested != OutputFormat.AUTO:
-        return requested
-    if hints.accepts_avif:
-        return OutputFormat.AVIF
-    if hints.accepts_webp:
-        return OutputFormat.WEBP
-    return OutputFormat.AUTO
+        return (ImageFormat(requested),)
+    # AUTO: every format all clients take, and those the client names explicitly.
+    return tuple(row.name for row in OUTPUTS if row.accept is None or row.name in hints.accepts)
+
+
+def choose_output(plan: Plan, source: ImageFormat, has_alpha: bool) -> ImageFormat:
+    """The one output format, once the source's header is known; nothing decides after this.
+
+    The plan's first candidate, or for an image with alpha the first that carries alpha
+    (an explicit JPEG stays JPEG, flattened); `format=original` maps the source's format.
+    """
+    if not plan.formats:
+        return original_output(source)
+    if has_alpha:
+        return next((f for f in plan.formats if FORMATS[f].alpha), plan.formats[0])
+    return plan.formats[0]

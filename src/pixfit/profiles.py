@@ -39,13 +39,18 @@ class Profile:
     # Encoder quality range searched for the budget (1..100, ceiling first tried).
     quality_max: int
     quality_min: int
+    # Progressive JPEG: a coarse image arrives early, worth its double encode time only on
+    # the slowest links.
+    progressive: bool = False
+    # Under a byte budget, quantise PNG to a palette (far fewer bytes for photos).
+    palette: bool = True
 
 
 # The budgets are each ECT class's downlink ceiling (50, 70, 700 kbps, about 4 Mbps for
 # 4g) times the time one image may take on that link: 2 s, 3 s, 1.2 s and 0.8 s.
 DEFAULT_PROFILES: dict[NetworkClass, Profile] = {
-    NetworkClass.SLOW_2G: Profile(12_000, 480, 1.0, 40, 20),
-    NetworkClass.TWO_G: Profile(25_000, 720, 1.0, 50, 25),
+    NetworkClass.SLOW_2G: Profile(12_000, 480, 1.0, 40, 20, progressive=True),
+    NetworkClass.TWO_G: Profile(25_000, 720, 1.0, 50, 25, progressive=True),
     NetworkClass.THREE_G: Profile(100_000, 1280, 2.0, 70, 35),
     NetworkClass.FOUR_G: Profile(400_000, 2560, 3.0, 80, 45),
     NetworkClass.WIFI: Profile(None, None, 4.0, 85, 85),

@@ -13,13 +13,14 @@ import pyvips
 from pixfit.budget import fit_budget
 from pixfit.config import Config, LimitsConfig
 from pixfit.errors import NotFound, TooLarge
-from pixfit.formats import MEDIA_TYPES, Encoder, choose_output
+from pixfit.formats import Encoder
 from pixfit.geometry import resolve
 from pixfit.hints import ClientHints
 from pixfit.options import Options, parse_options
 from pixfit.pipeline import Job, decode, inspect
-from pixfit.planner import Plan, plan
+from pixfit.planner import Plan, choose_output, plan
 from pixfit.profiles import NetworkClass
+from pixfit.registry import FORMATS
 
 _configured = False
 
@@ -75,30 +76,26 @@ def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
     info = inspect(data, limits)
     if plan.passthrough:
         return Rendered(
-            data, MEDIA_TYPES[info.format], info.width, info.height, plan.network,
+            data, FORMATS[info.format].media_type, info.width, info.height, plan.network,
             None, None, None, Timings(0.0, 0.0),
         )  # fmt: skip
     geometry = resolve(
         info.width, info.height, plan.box_width, plan.box_height, plan.fit, plan.caps,
         enlarge=plan.enlarge,
     )  # fmt: skip
-    output = choose_output(plan.format, info.format, info.has_alpha)
+    output = choose_output(plan, info.format, info.has_alpha)
     job = Job(geometry, plan.gravity, output, plan.background)
     deadline = time.monotonic() + limits.render_timeout
     image = decode(data, info, job, deadline=deadline)
     decoded = time.perf_counter()
-    encoder = Encoder(
-        output,
-        compact=plan.budget is not None,
-        progressive=plan.network in (NetworkClass.SLOW_2G, NetworkClass.TWO_G),
-    )
+    encoder = Encoder(output, palette=plan.palette, progressive=plan.progressive)
     searched = fit_budget(
         image, encoder, plan.quality_max, plan.quality_min, plan.budget, deadline=deadline
     )
     best = searched.best
     return Rendered(
         data=best.data,
-        media_type=MEDIA_TYPES[output],
+        media_type=FORMATS[output].media_type,
         width=best.width,
         height=best.height,
         network=plan.network,

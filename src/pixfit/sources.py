@@ -10,6 +10,7 @@ from stat import S_ISLNK, S_ISREG
 from typing import Protocol
 
 from pixfit.errors import Forbidden, NotFound, TooLarge
+from pixfit.registry import INPUTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,4 +143,5 @@ class LocalSource:
         return found
 
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".webp", ".gif", ".avif"})
+# File suffixes the index pages list: those of every format pixfit reads.
+IMAGE_SUFFIXES = frozenset(f".{ext}" for row in INPUTS for ext in row.extensions)

@@ -1,0 +1,173 @@
+"""The format registry: one row per image format pixfit reads or writes.
+
+Every other module asks this one: option parsing (`format` names and spellings),
+negotiation (Accept tokens), sniffing (libvips loaders), encoding (savers and their
+settings), file names (extensions) and Content-Type (media types). Adding a format is
+one `ImageFormat` member and one row here (plus its `OutputFormat` member if pixfit
+writes it), an encoder hook in formats.py only if a quality alone does not drive its
+saver, and tests.
+
+No pyvips here: the web layer, the cache and the planner read this without loading libvips.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class ImageFormat(StrEnum):
+    """Every format with a row in `FORMATS`."""
+
+    AVIF = "avif"
+    WEBP = "webp"
+    JPEG = "jpeg"
+    PNG = "png"
+    GIF = "gif"
+
+
+class OutputFormat(StrEnum):
+    """What `format=` asks for: AUTO negotiates, ORIGINAL keeps the source's format.
+
+    The other members are the registry's output formats, by the same names (a test
+    holds the two together).
+    """
+
+    AUTO = "auto"
+    JPEG = "jpeg"
+    WEBP = "webp"
+    AVIF = "avif"
+    PNG = "png"
+    ORIGINAL = "original"
+
+
+# A keyword argument of a libvips saver.
+Setting = int | str | bool
+
+
+@dataclass(frozen=True, slots=True)
+class Format:
+    """One image format: how it is named, recognised, read, written and negotiated."""
+
+    name: ImageFormat
+    # How messages spell it ("WebP").
+    label: str
+    media_type: str
+    # File name extensions without the dot; the first is the one pixfit writes.
+    extensions: tuple[str, ...]
+    # Signatures at the start of the data, any of which marks the format; "?" is any byte.
+    magic: tuple[bytes, ...]
+    # The libvips buffer loader class vips_foreign_find_load_buffer names; None: not read.
+    loader: str | None
+    # The libvips save operation (called as `<saver>_buffer`); None: not written.
+    saver: str | None
+    # Whether the format carries transparency, and several frames as libvips writes it.
+    alpha: bool
+    animation: bool
+    # The Accept entry a client must list explicitly (`*/*` and `image/*` do not count) for
+    # `format=auto` to choose this format; None: every client takes it.
+    accept: str | None
+    # Saver keyword arguments every encode passes (effort, quantisation table...).
+    settings: Mapping[str, Setting] = field(default_factory=dict)
+    # What `format=original` writes for a source in this format; None: the format itself.
+    original_output: ImageFormat | None = None
+
+    @property
+    def is_input(self) -> bool:
+        """True when pixfit decodes this format."""
+        return self.loader is not None
+
+    @property
+    def is_output(self) -> bool:
+        """True when pixfit encodes this format."""
+        return self.saver is not None
+
+
+# The rows, best first: `format=auto` takes the first output format the client accepts
+# (and that carries alpha, when the image has it).
+_ROWS = (
+    Format(
+        ImageFormat.AVIF, "AVIF", "image/avif", ("avif",),
+        magic=(b"????ftypavif", b"????ftypavis"),
+        # libheif's loader, which also claims HEIC (whose HEVC decoder the wheel lacks).
+        loader="VipsForeignLoadHeifBuffer", saver="heifsave",
+        # heifsave writes one frame.
+        alpha=True, animation=False, accept="image/avif",
+        # AV1 is slow, and its effort buys little here. Measured on a 480x300 photo at Q60
+        # (concurrency 2): effort 0 53 ms / 23.0 KB, 1 145 ms / 22.0 KB, 2 242 ms / 22.1 KB,
+        # 4 2958 ms / 22.6 KB. A budget search encodes several times, so effort 0 it is.
+        settings={"compression": "av1", "effort": 0},
+    ),
+    Format(
+        ImageFormat.WEBP, "WebP", "image/webp", ("webp",),
+        magic=(b"RIFF????WEBP",),
+        loader="VipsForeignLoadWebpBuffer", saver="webpsave",
+        alpha=True, animation=True, accept="image/webp",
+        # bench/encoders.py, 18 photos at 1280 and 800 px, WebP Q80: effort 3 and 4 cost the
+        # same (47 ms at 800 px), effort 2 takes half the time for 4-9% more bytes, 6 twice
+        # the time for 3-4% fewer.
+        settings={"effort": 4},
+    ),
+    Format(
+        ImageFormat.JPEG, "JPEG", "image/jpeg", ("jpg", "jpeg"),
+        magic=(b"\xff\xd8\xff",),
+        loader="VipsForeignLoadJpegBuffer", saver="jpegsave",
+        alpha=False, animation=False, accept=None,
+        # The libjpeg in pyvips-binary is mozjpeg; its table 3 (N. Robidoux's, mozjpeg's own
+        # default) costs no time and gave 6-8% fewer bytes at the same Q with 0.2 dB more
+        # PSNR (bench/encoders.py). Trellis quantisation took 5x the time for no gain.
+        settings={"quant_table": 3},
+    ),
+    Format(
+        ImageFormat.PNG, "PNG", "image/png", ("png",),
+        magic=(b"\x89PNG\r\n\x1a\n",),
+        loader="VipsForeignLoadPngBuffer", saver="pngsave",
+        alpha=True, animation=False, accept=None,
+        # zlib level 6; effort only steers libimagequant when a budget asks for a palette.
+        settings={"compression": 6, "effort": 4},
+    ),
+    Format(
+        ImageFormat.GIF, "GIF", "image/gif", ("gif",),
+        magic=(b"GIF87a", b"GIF89a"),
+        loader="VipsForeignLoadNsgifBuffer", saver=None,
+        alpha=True, animation=True, accept=None,
+        # GIF output is not worth an encoder of its own: PNG keeps its palette look and its
+        # transparency.
+        original_output=ImageFormat.PNG,
+    ),
+)  # fmt: skip
+
+FORMATS: Mapping[ImageFormat, Format] = {row.name: row for row in _ROWS}
+INPUTS = tuple(row for row in _ROWS if row.is_input)
+OUTPUTS = tuple(row for row in _ROWS if row.is_output)
+# By libvips loader class name: bytes no listed loader claims are never decoded.
+LOADERS: Mapping[str, Format] = {row.loader: row for row in INPUTS if row.loader is not None}
+BY_MEDIA_TYPE: Mapping[str, Format] = {row.media_type: row for row in _ROWS}
+# Every spelling of an output format in `format=` and file names ("jpg" for JPEG).
+SPELLINGS: Mapping[str, ImageFormat] = {
+    spelling: row.name for row in OUTPUTS for spelling in (row.name, *row.extensions)
+}
+
+
+def original_output(source: ImageFormat) -> ImageFormat:
+    """What `format=original` writes for a source in format `source`."""
+    return FORMATS[source].original_output or source
+
+
+def guess(data: bytes) -> ImageFormat | None:
+    """The format its magic bytes suggest, without libvips; `formats.sniff` is the gate."""
+    for row in _ROWS:
+        for signature in row.magic:
+            head = data[: len(signature)]
+            if len(head) == len(signature) and all(
+                want in (ord("?"), got) for want, got in zip(signature, head, strict=True)
+            ):
+                return row.name
+    return None
+
+
+def listed(rows: Iterable[Format]) -> str:
+    """The rows' labels as prose: "JPEG, PNG or GIF"."""
+    labels = [row.label for row in rows]
+    return labels[0] if len(labels) == 1 else f"{', '.join(labels[:-1])} or {labels[-1]}"
