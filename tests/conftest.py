@@ -36,6 +36,15 @@ def solid(width: int, height: int, colour: Sequence[int]) -> pyvips.Image:
     return image.copy(interpretation="b-w" if len(colour) == 1 else "srgb")
 
 
+def grey16(width: int, height: int) -> pyvips.Image:
+    """16-bit greyscale of the same level as GREY (128 * 257 = 32896 of 65535)."""
+    return (
+        (solid(width, height, GREY[:1]).cast("ushort") * 257)
+        .cast("ushort")
+        .copy(interpretation="grey16")
+    )
+
+
 def halves(
     width: int, height: int, first: Sequence[int], second: Sequence[int], *, vertical: bool
 ) -> pyvips.Image:

@@ -23,6 +23,7 @@ from tests.conftest import (
     WHITE,
     decoded,
     decoded_output,
+    grey16,
     halves,
     near,
     photo,
@@ -135,15 +136,6 @@ def test_alpha_is_flattened_onto_the_background_for_jpeg(
     assert (image.get("vips-loader"), image.bands) == ("jpegload_buffer", 3)
     assert near(pixel(image, 5, 10), GREEN)
     assert near(pixel(image, 35, 10), background)
-
-
-def grey16(width: int, height: int) -> pyvips.Image:
-    """16-bit greyscale of the same level as GREY (128 * 257 = 32896 of 65535)."""
-    return (
-        (solid(width, height, GREY[:1]).cast("ushort") * 257)
-        .cast("ushort")
-        .copy(interpretation="grey16")
-    )
 
 
 @pytest.mark.parametrize(
