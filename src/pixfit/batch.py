@@ -33,6 +33,16 @@ from pixfit.options import Options, parse_options
 from pixfit.registry import FORMATS
 from pixfit.rendering import render
 
+__all__ = [
+    "EXTENSIONS",
+    "Summary",
+    "Task",
+    "Variant",
+    "find_sources",
+    "parse_variants",
+    "run_batch",
+]
+
 # Output file extensions by media type; gif only when a GIF source is passed through.
 EXTENSIONS = {row.media_type: row.extensions[0] for row in FORMATS.values()}
 

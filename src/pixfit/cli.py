@@ -15,8 +15,15 @@ from pixfit.config import Config, ConfigError
 from pixfit.errors import PixfitError
 from pixfit.options import ALIASES, OPTIONS
 from pixfit.rendering import configure, render
-from pixfit.serve import serve
+from pixfit.serve import run_server
 from pixfit.signing import sign_url
+
+__all__ = [
+    "OPTION_FLAGS",
+    "add_option_flags",
+    "main",
+    "option_args",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -114,7 +121,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     overrides: dict[str, object] = {"server": server}
     if args.root:
         overrides["source"] = {"root": args.root}
-    serve(config.merged(overrides))
+    run_server(config.merged(overrides))
     return 0
 
 

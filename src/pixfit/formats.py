@@ -10,6 +10,11 @@ import pyvips
 from pixfit.errors import UnsupportedImage
 from pixfit.registry import FORMATS, INPUTS, LOADERS, ImageFormat, Setting, listed
 
+__all__ = [
+    "Encoder",
+    "sniff",
+]
+
 # Above this many output pixels, progressive JPEG and optimised Huffman tables make
 # libjpeg buffer the whole image (about 300 MiB at 48 MP), so they are turned off.
 _BUFFERED_JPEG_MAX_PIXELS = 16_000_000

@@ -14,6 +14,17 @@ from pixfit.options import Options
 from pixfit.profiles import NetworkClass
 from pixfit.registry import OUTPUTS, ImageFormat, OutputFormat
 
+__all__ = [
+    "ACCEPT_CH",
+    "DOWNLINK_CEILINGS",
+    "DPR_LADDER",
+    "RTT_FLOORS",
+    "WIDTH_LADDER",
+    "ClientHints",
+    "choose_class",
+    "vary_headers",
+]
+
 # Hinted sizes snap to these steps so a cache sees a bounded number of variants.
 # Widths round up (never blurrier than asked), DPRs to the nearest step.
 WIDTH_LADDER = (160, 240, 320, 480, 640, 768, 960, 1080, 1280, 1536, 1920, 2560, 3840)

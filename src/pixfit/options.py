@@ -12,6 +12,19 @@ from pixfit.errors import BadOption
 from pixfit.profiles import NetworkClass
 from pixfit.registry import SPELLINGS, OutputFormat
 
+__all__ = [
+    "ALIASES",
+    "MAX_SCREEN_EDGE",
+    "OPTIONS",
+    "RGB",
+    "Fit",
+    "Gravity",
+    "OptionSpec",
+    "Options",
+    "check_allowlists",
+    "parse_options",
+]
+
 
 class Fit(StrEnum):
     """How the image fills the box (the names of CSS object-fit and sharp)."""

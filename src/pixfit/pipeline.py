@@ -17,6 +17,22 @@ from pixfit.geometry import Geometry, crop_offset
 from pixfit.options import RGB, Fit, Gravity
 from pixfit.registry import FORMATS, ImageFormat
 
+__all__ = [
+    "JPEG_SHRINKS",
+    "STEPS",
+    "WHITE",
+    "Job",
+    "SourceInfo",
+    "Step",
+    "crop",
+    "decode",
+    "flatten",
+    "inspect",
+    "jpeg_shrink",
+    "letterbox",
+    "to_srgb",
+]
+
 WHITE: RGB = (255, 255, 255)
 # EXIF orientations 5-8 turn the image a quarter, so its displayed width is its stored height.
 _QUARTER_TURNS = {5, 6, 7, 8}

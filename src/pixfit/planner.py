@@ -12,6 +12,14 @@ from pixfit.options import RGB, Fit, Gravity, Options
 from pixfit.profiles import NetworkClass
 from pixfit.registry import FORMATS, OUTPUTS, ImageFormat, OutputFormat, original_output
 
+__all__ = [
+    "EXPLICIT_BUDGET_QUALITY_FLOOR",
+    "NOT_IN_KEY",
+    "Plan",
+    "choose_output",
+    "plan",
+]
+
 # The lowest quality an explicit `max_bytes` may search down to when the class's own
 # floor is higher (wifi's range is 85-85, which leaves a budget nothing but shrinking).
 EXPLICIT_BUDGET_QUALITY_FLOOR = 40

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+__all__ = [
+    "DEFAULT_PROFILES",
+    "NetworkClass",
+    "Profile",
+]
+
 
 class NetworkClass(StrEnum):
     """The client's link, slowest first (the ECT classes plus wifi)."""

@@ -16,6 +16,22 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
+__all__ = [
+    "BY_MEDIA_TYPE",
+    "FORMATS",
+    "INPUTS",
+    "LOADERS",
+    "OUTPUTS",
+    "SPELLINGS",
+    "Format",
+    "ImageFormat",
+    "OutputFormat",
+    "Setting",
+    "guess",
+    "listed",
+    "original_output",
+]
+
 
 class ImageFormat(StrEnum):
     """Every format with a row in `FORMATS`."""

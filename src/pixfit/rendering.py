@@ -22,6 +22,14 @@ from pixfit.planner import Plan, choose_output, plan
 from pixfit.profiles import NetworkClass
 from pixfit.registry import FORMATS
 
+__all__ = [
+    "Rendered",
+    "Timings",
+    "configure",
+    "render",
+    "render_plan",
+]
+
 _configured = False
 
 

@@ -20,7 +20,7 @@ from pixfit.limiter import RENDERED_ENVIRON_KEY
 __all__ = [
     "PixfitServer",
     "gunicorn_settings",
-    "serve",
+    "run_server",
 ]
 
 # glibc's mallopt parameter for the arena count. Many arenas fragment badly with libvips'
@@ -104,7 +104,7 @@ def _count_renders(worker: Any, _request: Any, environ: dict[str, Any], _respons
         worker.alive = False
 
 
-def serve(config: Config) -> None:
+def run_server(config: Config) -> None:
     """Run gunicorn in the foreground until it is stopped."""
     if os.environ.get(MULTIPROCESS_ENV):
         PixfitServer(config).run()

@@ -12,6 +12,14 @@ from typing import Protocol
 from pixfit.errors import Forbidden, NotFound, TooLarge
 from pixfit.registry import INPUTS
 
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "LocalSource",
+    "Source",
+    "SourceImage",
+    "SourceStamp",
+]
+
 
 @dataclass(frozen=True, slots=True)
 class SourceImage:
