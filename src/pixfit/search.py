@@ -42,8 +42,9 @@ MIN_WIDTH = 320
 # Ladder steps: a width is this fraction of the next wider one.
 FAST_STEP = 0.71
 EXHAUSTIVE_STEP = 0.9
-# Quality searches stop within this many steps.
+# Quality searches stop within this many steps (bytes toward a budget; score toward a target).
 FAST_ENCODES_PER_WIDTH = 3
+FAST_TARGET_ENCODES = 4
 # Score points above the target that are worth trading for bytes in fast mode.
 TARGET_SLACK = 1.5
 
@@ -284,7 +285,7 @@ def _toward_target(
     low: Candidate | None = None  # highest quality known to miss the target
     high: Candidate | None = None  # lowest quality known to reach it
     quality = _clamp(start, quality_min, quality_max)
-    for _ in range(FAST_ENCODES_PER_WIDTH):
+    for _ in range(FAST_TARGET_ENCODES):
         data = run.encode(encoder, width, quality)
         found = run.candidate(encoder, width, quality, data)
         if found.score >= run.target and run.fits(len(data)):
@@ -318,7 +319,9 @@ def _clamp(value: float, low: int, high: int) -> int:
 
 def _exhaustive(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max: int) -> None:
     """Every width x encoder; the highest fitting quality, then the lowest reaching the target."""
-    for width in ladder(run.image.width, EXHAUSTIVE_STEP):
+    # The fast ladder's widths too, so exhaustive mode sees every candidate fast mode can.
+    widths = {*ladder(run.image.width, EXHAUSTIVE_STEP), *ladder(run.image.width, FAST_STEP)}
+    for width in sorted(widths, reverse=True):
         for encoder in encoders:
             top = _highest_fitting(run, encoder, width, quality_min, quality_max)
             found = run.candidate(encoder, width, top[0], top[1])
