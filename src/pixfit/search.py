@@ -1,0 +1,358 @@
+"""The joint width x format x quality search: the smallest image that reaches a perceptual target.
+
+The rule (DESIGN, "Bandwidth profiles"): send the smallest response that reaches `target`; if no
+candidate within `budget` reaches it, the best score that fits; if nothing fits, the smallest
+output, with `budget_met` False. Every candidate is scored at the display size (the size of
+`image`) by `perceptual.Reference.score`, after decoding its own bytes.
+
+Fast mode spends a few encodes: per format, a secant search on quality at one or two widths of a
+coarse ladder, the first width predicted from bytes ~ pixels^0.7 (measured: 0.68-0.73 for
+AVIF, WebP and JPEG on 6 wallpapers). Exhaustive mode tries every width of a fine ladder with
+every encoder and binary-searches quality, for offline pre-rendering.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import pyvips
+
+from pixfit.options import OutputFormat
+from pixfit.perceptual import Reference
+
+# Bytes grow about as pixels^0.7 at a fixed quality (fit over 540 encodes of 6 photos).
+PIXEL_EXPONENT = 0.7
+# log(bytes) per quality step, per format (same fit): the secant's first step.
+RATE_SLOPE = {OutputFormat.AVIF: 0.034, OutputFormat.WEBP: 0.019, OutputFormat.JPEG: 0.026}
+DEFAULT_RATE_SLOPE = 0.03
+# Score points per quality step near the targets, for the first step toward a target.
+SCORE_SLOPE = 0.8
+# The quality a budget should buy at the chosen width: below it, artifacts cost more than the
+# lost pixels (measured winners under 12-25 KB: AVIF q30-60, WebP q15-60).
+PIVOT_QUALITY = {OutputFormat.AVIF: 45, OutputFormat.WEBP: 50, OutputFormat.JPEG: 50}
+# The first quality tried without a budget: about SSIMULACRA2 80 for AVIF on photos.
+START_QUALITY = 65
+# Narrowest width worth sending (unless the image itself is narrower).
+MIN_WIDTH = 320
+# Ladder steps: a width is this fraction of the next wider one.
+FAST_STEP = 0.71
+EXHAUSTIVE_STEP = 0.9
+# Quality searches stop within this many steps (bytes toward a budget; score toward a target).
+FAST_ENCODES_PER_WIDTH = 3
+FAST_TARGET_ENCODES = 4
+# Score points above the target that are worth trading for bytes in fast mode.
+TARGET_SLACK = 1.5
+
+
+class Encodes(Protocol):
+    """An encoder for one output format (`formats.Encoder` satisfies it)."""
+
+    format: OutputFormat
+
+    def encode(self, image: pyvips.Image, quality: int) -> bytes:
+        """The encoded bytes at `quality`."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Candidate:
+    """One scored encode."""
+
+    data: bytes
+    format: OutputFormat
+    quality: int
+    width: int
+    height: int
+    # Perceptual score at the display size (SSIMULACRA2 scale; 100 = identical).
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The search's answer and its cost."""
+
+    best: Candidate
+    # True or False when there was a budget; None when there was none.
+    budget_met: bool | None
+    # The best candidate's score reaches the target.
+    target_met: bool
+    encodes: int
+    scored: int
+
+
+class _PastDeadline(Exception):
+    """The deadline passed."""
+
+
+@dataclass(slots=True)
+class _Run:
+    """Mutable bookkeeping of one search: the reference, sizes, counters, best so far."""
+
+    image: pyvips.Image
+    reference: Reference
+    budget: int | None
+    target: float
+    deadline: float
+    sizes: dict[int, pyvips.Image]
+    encodes: int = 0
+    scored: int = 0
+    best: Candidate | None = None
+
+    def resized(self, width: int) -> pyvips.Image:
+        if width not in self.sizes:
+            scale = width / self.image.width
+            self.sizes[width] = self.image.resize(scale).copy_memory()
+        return self.sizes[width]
+
+    def encode(self, encoder: Encodes, width: int, quality: int) -> bytes:
+        if self.best is not None and time.monotonic() > self.deadline:
+            raise _PastDeadline
+        self.encodes += 1
+        return encoder.encode(self.resized(width), quality)
+
+    def candidate(self, encoder: Encodes, width: int, quality: int, data: bytes) -> Candidate:
+        """Score `data` at the display size and remember the best candidate so far."""
+        self.scored += 1
+        decoded = pyvips.Image.new_from_buffer(data, "")
+        image = self.resized(width)
+        found = Candidate(
+            data, encoder.format, quality, image.width, image.height, self.reference.score(decoded)
+        )
+        if self.best is None or _rank(found, self) > _rank(self.best, self):
+            self.best = found
+        return found
+
+    def fits(self, size: int) -> bool:
+        return self.budget is None or size <= self.budget
+
+
+def _rank(candidate: Candidate, run: _Run) -> tuple[int, float]:
+    """Order by the rule: fitting and on target (smaller wins), fitting (score wins), smaller."""
+    size = len(candidate.data)
+    if not run.fits(size):
+        return (0, -size)
+    if candidate.score >= run.target:
+        return (2, -size)
+    return (1, candidate.score)
+
+
+def search(
+    image: pyvips.Image,
+    encoders: Sequence[Encodes],
+    *,
+    budget: int | None,
+    target: float,
+    quality_min: int = 10,
+    quality_max: int = 95,
+    exhaustive: bool = False,
+    deadline: float = math.inf,
+) -> Choice:
+    """The best candidate by the rule, over widths, `encoders` and qualities."""
+    if not encoders:
+        raise ValueError("Expected at least one encoder")
+    run = _Run(image, Reference.of(image), budget, target, deadline, {image.width: image})
+    strategy: Callable[[_Run, Sequence[Encodes], int, int], None] = (
+        _exhaustive if exhaustive else _fast
+    )
+    with contextlib.suppress(_PastDeadline):
+        strategy(run, encoders, quality_min, quality_max)
+    assert run.best is not None  # the first encode ignores the deadline
+    best = run.best
+    return Choice(
+        best,
+        None if budget is None else len(best.data) <= budget,
+        best.score >= target,
+        run.encodes,
+        run.scored,
+    )
+
+
+def ladder(width: int, step: float) -> list[int]:
+    """Widths from `width` down by `step` to MIN_WIDTH (just `width` if it is narrower)."""
+    widths = [width]
+    while widths[-1] * step >= MIN_WIDTH:
+        widths.append(round(widths[-1] * step))
+    return widths
+
+
+# --- fast ----------------------------------------------------------------------------------
+
+
+def _fast(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max: int) -> None:
+    widths = ladder(run.image.width, FAST_STEP)
+    if run.budget is None:
+        _toward_target(run, encoders[0], widths[0], START_QUALITY, quality_min, quality_max)
+        return
+    # A second format only where bytes are scarce: WebP beat AVIF effort 0 under 12-25 KB.
+    scarce = run.budget < run.image.width * run.image.height * 0.1
+    for encoder in encoders[: 2 if scarce else 1]:
+        _fast_budget(run, encoder, widths, quality_min, quality_max)
+
+
+def _fast_budget(
+    run: _Run, encoder: Encodes, widths: list[int], quality_min: int, quality_max: int
+) -> None:
+    """Fit the budget at the predicted width, then one neighbour, then trade extra score."""
+    assert run.budget is not None
+    pivot = PIVOT_QUALITY.get(encoder.format, 50)
+    probe_width = widths[min(len(widths) - 1, len(widths) // 2)]
+    probe = run.encode(encoder, probe_width, pivot)
+    # bytes(width, q) ~ probe * (pixels ratio)^0.7 * exp(slope * (q - pivot)): the widest
+    # width whose budget quality is at least the pivot.
+    index = len(widths) - 1
+    for i, width in enumerate(widths):
+        predicted = len(probe) * (width / probe_width) ** (2 * PIXEL_EXPONENT)
+        if predicted <= run.budget:
+            index = i
+            break
+    tried: dict[int, Candidate] = {}
+    known = {(probe_width, pivot): probe}
+    for i in (index, index + 1, index - 1):
+        if 0 <= i < len(widths) and widths[i] not in tried:
+            found = _fit_quality(run, encoder, widths[i], quality_min, quality_max, known)
+            tried[widths[i]] = found
+            if len(tried) == 2:
+                break
+    best = max(tried.values(), key=lambda c: _rank(c, run))
+    if best.score >= run.target + TARGET_SLACK:
+        _toward_target(run, encoder, best.width, best.quality, quality_min, best.quality)
+
+
+def _fit_quality(
+    run: _Run,
+    encoder: Encodes,
+    width: int,
+    quality_min: int,
+    quality_max: int,
+    known: dict[tuple[int, int], bytes],
+) -> Candidate:
+    """The highest quality that fits the budget at `width`, by a secant on log(bytes)."""
+    assert run.budget is not None
+    slope = RATE_SLOPE.get(encoder.format, DEFAULT_RATE_SLOPE)
+    nearest = min(known, key=lambda k: abs(k[0] - width))
+    base = len(known[nearest]) * (width / nearest[0]) ** (2 * PIXEL_EXPONENT)
+    quality = _clamp(
+        nearest[1] + math.log(0.95 * run.budget / base) / slope, quality_min, quality_max
+    )
+    fits: tuple[int, bytes] | None = None
+    fails: tuple[int, bytes] | None = None
+    for _ in range(FAST_ENCODES_PER_WIDTH):
+        data = known.get((width, quality)) or run.encode(encoder, width, quality)
+        known[(width, quality)] = data
+        if len(data) <= run.budget:
+            fits = (quality, data) if fits is None or quality > fits[0] else fits
+        else:
+            fails = (quality, data) if fails is None or quality < fails[0] else fails
+        if fails is not None and fails[0] == quality_min:
+            break
+        if fits is not None and (fits[0] == quality_max or (fails and fails[0] - fits[0] <= 1)):
+            break
+        quality = _next_quality(fits, fails, run.budget, slope, quality_min, quality_max)
+        if (fits and quality <= fits[0]) or (fails and quality >= fails[0]):
+            break
+    chosen = fits or fails
+    assert chosen is not None
+    return run.candidate(encoder, width, chosen[0], chosen[1])
+
+
+def _next_quality(
+    fits: tuple[int, bytes] | None,
+    fails: tuple[int, bytes] | None,
+    budget: int,
+    slope: float,
+    quality_min: int,
+    quality_max: int,
+) -> int:
+    points = [p for p in (fits, fails) if p is not None]
+    if len(points) == 2 and fits and fails:
+        measured = (math.log(len(fails[1])) - math.log(len(fits[1]))) / (fails[0] - fits[0])
+        slope = measured if measured > 0 else slope
+        quality = fits[0] + math.log(budget / len(fits[1])) / slope
+        return _clamp(quality, fits[0] + 1, fails[0] - 1)
+    quality, data = points[0]
+    return _clamp(quality + math.log(0.95 * budget / len(data)) / slope, quality_min, quality_max)
+
+
+def _toward_target(
+    run: _Run, encoder: Encodes, width: int, start: int, quality_min: int, quality_max: int
+) -> None:
+    """The lowest quality at `width` that reaches the target (and fits), by a secant on score."""
+    low: Candidate | None = None  # highest quality known to miss the target
+    high: Candidate | None = None  # lowest quality known to reach it
+    quality = _clamp(start, quality_min, quality_max)
+    for _ in range(FAST_TARGET_ENCODES):
+        data = run.encode(encoder, width, quality)
+        found = run.candidate(encoder, width, quality, data)
+        if found.score >= run.target and run.fits(len(data)):
+            high = found if high is None or quality < high.quality else high
+        else:
+            low = found if low is None or quality > low.quality else low
+        if high and low and high.quality - low.quality <= 2:
+            break
+        if high and high.score < run.target + TARGET_SLACK:
+            break
+        if high and low:
+            step = (high.score - low.score) / max(1, high.quality - low.quality)
+            guess = low.quality + (run.target - low.score) / max(step, 0.1)
+            quality = _clamp(guess, low.quality + 1, high.quality - 1)
+        else:
+            point = high or low
+            assert point is not None
+            quality = _clamp(
+                point.quality + (run.target - point.score) / SCORE_SLOPE, quality_min, quality_max
+            )
+            if quality == point.quality:
+                break
+
+
+def _clamp(value: float, low: int, high: int) -> int:
+    return max(low, min(high, round(value)))
+
+
+# --- exhaustive ----------------------------------------------------------------------------
+
+
+def _exhaustive(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max: int) -> None:
+    """Every width x encoder; the highest fitting quality, then the lowest reaching the target."""
+    # The fast ladder's widths too, so exhaustive mode sees every candidate fast mode can.
+    widths = {*ladder(run.image.width, EXHAUSTIVE_STEP), *ladder(run.image.width, FAST_STEP)}
+    for width in sorted(widths, reverse=True):
+        for encoder in encoders:
+            top = _highest_fitting(run, encoder, width, quality_min, quality_max)
+            found = run.candidate(encoder, width, top[0], top[1])
+            if found.score < run.target or not run.fits(len(found.data)):
+                continue
+            low, high = quality_min, found.quality
+            while high - low > 1:
+                middle = (low + high) // 2
+                trial = run.candidate(encoder, width, middle, run.encode(encoder, width, middle))
+                if trial.score >= run.target:
+                    high = middle
+                else:
+                    low = middle
+
+
+def _highest_fitting(
+    run: _Run, encoder: Encodes, width: int, quality_min: int, quality_max: int
+) -> tuple[int, bytes]:
+    """Binary search on real encodes; the floor's encode when nothing fits."""
+    top = run.encode(encoder, width, quality_max)
+    if run.fits(len(top)):
+        return quality_max, top
+    floor = run.encode(encoder, width, quality_min)
+    if not run.fits(len(floor)):
+        return quality_min, floor
+    low, high, best = quality_min, quality_max, floor
+    while high - low > 1:
+        middle = (low + high) // 2
+        data = run.encode(encoder, width, middle)
+        if run.fits(len(data)):
+            low, best = middle, data
+        else:
+            high = middle
+    return low, best
