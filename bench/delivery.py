@@ -1,4 +1,4 @@
-"""Perceptually optimal delivery: pixfit today and search.search against a brute-force optimum.
+"""Perceptually optimal delivery: pixfit today and search.choose against a brute-force optimum.
 
     PYTHONPATH=src .venv/bin/python bench/delivery.py [--photos N] [--classes slow-2g,2g,...]
 
@@ -7,7 +7,7 @@ network class, three answers are scored by the reference `ssimulacra2` package (
 ssimulacra2; numpy, about 2 s a pair) at the display size, each output scaled up to it:
 
 1. today: `pixfit.render(path, {"bw": cls, "screen": "1280x800"})` with a browser's Accept;
-2. fast: `pixfit.search.search` in fast mode on the decoded display-size image;
+2. fast: `pixfit.search.choose` in fast mode on the decoded display-size image;
 3. best: this file's own brute force: widths 1280..320 by 160 (only the display width without a
    budget), AVIF effort 0, WebP effort 4 and JPEG with optimised coding, the highest quality
    that fits by binary search on real encodes (without a budget: the lowest quality whose
@@ -36,9 +36,9 @@ from ssimulacra2 import compute_ssimulacra2
 
 import pixfit
 from pixfit.formats import Encoder
-from pixfit.options import OutputFormat
 from pixfit.perceptual import Reference
-from pixfit.search import Choice, search
+from pixfit.registry import ImageFormat
+from pixfit.search import Choice, choose
 
 T = TypeVar("T")
 
@@ -53,7 +53,7 @@ ACCEPT = {"Accept": "image/avif,image/webp,*/*"}
 CLASSES = {"slow-2g": (12_000, 50), "2g": (25_000, 60), "3g": (100_000, 70),
            "4g": (400_000, 80), "wifi": (None, 85)}  # fmt: skip
 ENCODERS = [
-    Encoder(f, compact=True) for f in (OutputFormat.AVIF, OutputFormat.WEBP, OutputFormat.JPEG)
+    Encoder(f, palette=True) for f in (ImageFormat.AVIF, ImageFormat.WEBP, ImageFormat.JPEG)
 ]
 BRUTE_WIDTHS = range(1280, 319, -160)
 CACHE = Path("/tmp/pixfit-delivery-cache")
@@ -163,7 +163,7 @@ def timed(function: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, flo
 
 def fast_search(path: Path, budget: int | None, target: float) -> Choice:
     """What the server would do: decode once to the display size, then search."""
-    return search(display_of(path), ENCODERS[:2], budget=budget, target=target)
+    return choose(display_of(path), ENCODERS[:2], budget=budget, target=target)
 
 
 def main() -> None:

@@ -1,5 +1,5 @@
-"""The byte budget: each network class's output fits its profile, and the search in
-`pixfit.budget` picks the best quality that fits before it gives up pixels.
+"""The byte budget: each network class's output fits its budget at the best score the
+search finds, and `pixfit.budget` (the pinned-quality path) gives up pixels to fit.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import pyvips
 import pixfit
 from pixfit.budget import MAX_ENCODES_PER_SIZE, fit_budget
 from pixfit.formats import Encoder
-from pixfit.planner import EXPLICIT_BUDGET_QUALITY_FLOOR
 from pixfit.profiles import DEFAULT_PROFILES, NetworkClass
 from pixfit.registry import ImageFormat
 from tests.conftest import decoded, decoded_output, photo
@@ -48,27 +47,27 @@ def test_class_output_fits_its_budget(
 
 
 @pytest.mark.parametrize("cls", CLASSES)
-def test_class_output_stays_within_its_edge_and_quality_range(
+def test_class_output_stays_within_the_source_and_the_quality_bounds(
     by_class: dict[NetworkClass, pixfit.Rendered], cls: NetworkClass
 ) -> None:
     profile, rendered = DEFAULT_PROFILES[cls], by_class[cls]
     image = decoded_output(rendered)
-    assert rendered.media_type == "image/jpeg"
+    assert rendered.media_type == "image/jpeg"  # no Accept: JPEG is the only candidate
     assert image.get("vips-loader") == "jpegload_buffer"
-    assert profile.max_edge is not None
-    assert max(image.width, image.height) <= profile.max_edge
+    assert max(image.width, image.height) <= 2400  # never enlarged to chase a score
     assert abs(image.width / image.height - 1.5) < 0.01  # shrinking keeps the aspect ratio
     assert rendered.quality is not None
     assert profile.quality_min <= rendered.quality <= profile.quality_max
+    assert rendered.score is not None and rendered.score <= 100
 
 
-def test_faster_classes_get_no_fewer_bytes_or_pixels(
+def test_faster_classes_get_no_fewer_bytes_or_no_lower_score(
     by_class: dict[NetworkClass, pixfit.Rendered],
 ) -> None:
     sizes = [len(by_class[cls].data) for cls in CLASSES]
-    edges = [max(by_class[cls].width, by_class[cls].height) for cls in CLASSES]
+    scores = [by_class[cls].score or 0.0 for cls in CLASSES]
     assert sizes == sorted(sizes)
-    assert edges == sorted(edges)
+    assert scores == sorted(scores)
 
 
 # ---------------------------------------------------------------------------------------
@@ -80,8 +79,9 @@ def test_fixed_quality_turns_the_search_off(photo_jpeg: bytes) -> None:
 
     image = decoded_output(rendered)
     assert (rendered.quality, rendered.budget, rendered.budget_met) == (60, None, None)
-    # 3g's edge cap still holds, but its 100 kB budget does not.
-    assert (image.width, image.height) == (1280, 853)
+    assert rendered.score is None  # nothing was searched, so nothing was scored
+    # No class caps the size any more, and 3g's 100 kB budget does not hold.
+    assert (image.width, image.height) == (2400, 1600)
     three_g_budget = DEFAULT_PROFILES[NetworkClass.THREE_G].budget
     assert three_g_budget is not None
     assert len(rendered.data) > three_g_budget
@@ -110,7 +110,7 @@ def test_max_bytes_overrides_the_class_budget(
 @pytest.mark.parametrize(
     ("options", "floor"),
     [
-        ({"max_bytes": 50}, EXPLICIT_BUDGET_QUALITY_FLOOR),
+        ({"max_bytes": 50}, DEFAULT_PROFILES[NetworkClass.WIFI].quality_min),
         ({"max_bytes": 50, "bw": "slow-2g"}, DEFAULT_PROFILES[NetworkClass.SLOW_2G].quality_min),
     ],
 )

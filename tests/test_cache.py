@@ -19,6 +19,7 @@ def variant(size: int, fill: bytes = b"x") -> StoredVariant:
         height=480,
         quality=62,
         budget_met=True,
+        score=71.5,
         etag="e" * 32,
         modified=datetime(2026, 11, 25, 9, 30, tzinfo=UTC),
         fresh_until=1_800_000_000.5,

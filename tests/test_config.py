@@ -34,7 +34,7 @@ def test_toml_then_environment(tmp_path: Path) -> None:
     assert config.source.allowed_hosts == ("a.example",)
     assert config.default_class == NetworkClass.FOUR_G
     assert config.profiles[NetworkClass.THREE_G].budget == 50_000
-    assert config.profiles[NetworkClass.THREE_G].max_edge == 1280
+    assert config.profiles[NetworkClass.THREE_G].target == 70
 
 
 @pytest.mark.parametrize(
@@ -87,7 +87,10 @@ def test_environment_variables(environ: dict[str, str], check) -> None:  # type:
         ),
         ({"PIXFIT_SOURCE_ALLOW_PRIVATE_NETWORKS": "maybe"}, "must be true or false"),
         ({"PIXFIT_PROFILES_5G_BUDGET": "1"}, "unknown network class"),
-        ({"PIXFIT_PROFILES_3G_QUALITY_MIN": "90"}, r"quality_min <= quality_max"),
+        ({"PIXFIT_PROFILES_3G_QUALITY_MIN": "91"}, r"quality_min <= quality_max"),
+        ({"PIXFIT_PROFILES_3G_TARGET": "0"}, r"profiles\.3g\.target must be 1\.\.100"),
+        ({"PIXFIT_PROFILES_WIFI_TARGET": "101"}, r"profiles\.wifi\.target must be 1\.\.100"),
+        ({"PIXFIT_PROFILES_2G_BUDGET": "10"}, r"profiles\.2g\.budget must be 1000\.\."),
         ({"PIXFIT_LIMITS_MAX_PIXELS": "-1"}, "non-negative"),
         ({"PIXFIT_SERVER_PREFIX": "images/"}, "server.prefix must start with /"),
         ({"PIXFIT_LOG_LEVEL": "loud"}, "log.level"),
@@ -117,6 +120,6 @@ def test_bad_toml_names_the_key(tmp_path: Path) -> None:
 
 def test_as_dict_round_trips() -> None:
     config = Config().merged(
-        {"source": {"allowed_hosts": ["x.example"]}, "profiles": {"2g": {"budget": 1}}}
+        {"source": {"allowed_hosts": ["x.example"]}, "profiles": {"2g": {"budget": 1000}}}
     )
     assert Config().merged(config.as_dict()) == config

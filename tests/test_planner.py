@@ -6,7 +6,7 @@ from pixfit.config import Config
 from pixfit.geometry import Caps
 from pixfit.hints import ClientHints
 from pixfit.options import Fit, Gravity, Options, parse_options
-from pixfit.planner import NOT_IN_KEY, Plan, choose_output, plan
+from pixfit.planner import NOT_IN_KEY, Plan, choose_outputs, plan
 from pixfit.profiles import NetworkClass as N
 from pixfit.registry import ImageFormat as F
 
@@ -24,16 +24,17 @@ def _plan(
         ({"w": "400", "dpr": "2"}, {}, (800, None), Caps(None, None, 8192), 2.0),
         ({"w": "400"}, {"Sec-CH-DPR": "3"}, (1200, None), Caps(None, None, 8192), 3.0),
         ({"w": "400", "dpr": "1"}, {"DPR": "3"}, (400, None), Caps(None, None, 8192), 1.0),
-        # the profile caps the DPR and the longest edge
-        ({"w": "400", "dpr": "3", "bw": "3g"}, {}, (800, None), Caps(None, None, 1280), 2.0),
-        ({"w": "400", "dpr": "4", "bw": "slow-2g"}, {}, (400, None), Caps(None, None, 480), 1.0),
+        # the profile caps the DPR; the longest edge is only max_output_edge (no fixed
+        # per-class edge: the search chooses the width)
+        ({"w": "400", "dpr": "3", "bw": "3g"}, {}, (800, None), Caps(None, None, 8192), 2.0),
+        ({"w": "400", "dpr": "4", "bw": "slow-2g"}, {}, (400, None), Caps(None, None, 8192), 1.0),
         # screen alone caps at screen x dpr
         ({"screen": "1280x720", "dpr": "2"}, {}, (None, None), Caps(2560, 1440, 8192), 2.0),
         (
             {"screen": "1280x720", "dpr": "2", "bw": "4g"},
             {},
             (None, None),
-            Caps(2560, 1440, 2560),
+            Caps(2560, 1440, 8192),
             2.0,
         ),
         # hints: Sec-CH-Width is device pixels, re-scaled to the DPR sent
@@ -42,7 +43,7 @@ def _plan(
             {"bw": "2g"},
             {"Sec-CH-Width": "640", "Sec-CH-DPR": "2"},
             (320, None),
-            Caps(None, None, 720),
+            Caps(None, None, 8192),
             1.0,
         ),
         ({}, {"Viewport-Width": "400"}, (None, None), Caps(480, None, 8192), 1.0),
@@ -63,72 +64,61 @@ def test_box_caps_and_dpr(
 
 
 @pytest.mark.parametrize(
-    ("args", "headers", "network", "quality", "budget"),
+    ("args", "headers", "network", "quality", "budget", "target"),
     [
-        ({"w": "1"}, {}, N.WIFI, (85, 85), None),
-        ({"bw": "slow-2g"}, {}, N.SLOW_2G, (20, 40), 12_000),
-        ({"bw": "2g"}, {}, N.TWO_G, (25, 50), 25_000),
-        ({"bw": "3g"}, {}, N.THREE_G, (35, 70), 100_000),
-        ({"bw": "4g"}, {}, N.FOUR_G, (45, 80), 400_000),
-        ({"w": "1"}, {"ECT": "2g"}, N.TWO_G, (25, 50), 25_000),
-        ({"w": "1"}, {"Save-Data": "on"}, N.THREE_G, (35, 70), 100_000),
-        ({"bw": "3g", "q": "90"}, {}, N.THREE_G, (90, 90), None),
-        ({"bw": "3g", "max_bytes": "5000"}, {}, N.THREE_G, (35, 70), 5000),
-        ({"q": "60", "max_bytes": "5000"}, {}, N.WIFI, (60, 60), 5000),
-        ({"max_bytes": "5000"}, {}, N.WIFI, (40, 85), 5000),
+        ({"w": "1"}, {}, N.WIFI, (30, 95), None, 85),
+        ({"bw": "slow-2g"}, {}, N.SLOW_2G, (10, 90), 12_000, 50),
+        ({"bw": "2g"}, {}, N.TWO_G, (10, 90), 25_000, 60),
+        ({"bw": "3g"}, {}, N.THREE_G, (15, 90), 100_000, 70),
+        ({"bw": "4g"}, {}, N.FOUR_G, (20, 95), 400_000, 80),
+        ({"w": "1"}, {"ECT": "2g"}, N.TWO_G, (10, 90), 25_000, 60),
+        ({"w": "1"}, {"Save-Data": "on"}, N.THREE_G, (15, 90), 100_000, 70),
+        # q pins the quality: no search, and the class's budget goes with it
+        ({"bw": "3g", "q": "90"}, {}, N.THREE_G, (90, 90), None, None),
+        ({"bw": "3g", "max_bytes": "5000"}, {}, N.THREE_G, (15, 90), 5000, 70),
+        ({"q": "60", "max_bytes": "5000"}, {}, N.WIFI, (60, 60), 5000, None),
+        ({"max_bytes": "5000"}, {}, N.WIFI, (30, 95), 5000, 85),
     ],
 )
-def test_class_quality_and_budget(
+def test_class_quality_budget_and_target(
     args: dict[str, str],
     headers: dict[str, str],
     network: N,
     quality: tuple[int, int],
     budget: int | None,
+    target: float | None,
 ) -> None:
     planned = _plan(args, headers)
     assert planned.network == network
     assert (planned.quality_min, planned.quality_max) == quality
     assert planned.budget == budget
-
-
-@pytest.mark.parametrize(
-    ("args", "accept", "expected"),
-    [
-        ({"w": "1"}, "image/avif,image/webp,*/*", (F.AVIF, F.WEBP, F.JPEG, F.PNG)),
-        ({"w": "1"}, "image/webp,*/*", (F.WEBP, F.JPEG, F.PNG)),
-        ({"w": "1"}, "*/*", (F.JPEG, F.PNG)),
-        ({"w": "1", "format": "png"}, "image/avif", (F.PNG,)),
-        ({"w": "1", "format": "jpg"}, "image/avif", (F.JPEG,)),
-        ({"format": "original"}, "image/webp", ()),
-    ],
-)
-def test_format_negotiation(args: dict[str, str], accept: str, expected: tuple[F, ...]) -> None:
-    assert _plan(args, {"Accept": accept}).formats == expected
+    assert planned.target == target
 
 
 @pytest.mark.parametrize(
     ("args", "accept", "source", "alpha", "expected"),
     [
-        # AUTO: AVIF, then WebP, when Accept lists them; else JPEG, or PNG with alpha
-        ({"w": "1"}, "image/avif,image/webp,*/*", F.JPEG, False, F.AVIF),
-        ({"w": "1"}, "image/avif,image/webp,*/*", F.PNG, True, F.AVIF),
-        ({"w": "1"}, "image/webp,*/*", F.PNG, True, F.WEBP),
-        ({"w": "1"}, "*/*", F.PNG, False, F.JPEG),
-        ({"w": "1"}, "*/*", F.PNG, True, F.PNG),
-        ({"w": "1"}, "", F.GIF, True, F.PNG),
+        # AUTO: AVIF and WebP, searched, when Accept lists them; else JPEG, or PNG with alpha
+        ({"w": "1"}, "image/avif,image/webp,*/*", F.JPEG, False, (F.AVIF, F.WEBP)),
+        ({"w": "1"}, "image/avif,image/webp,*/*", F.PNG, True, (F.AVIF, F.WEBP)),
+        ({"w": "1"}, "image/webp,*/*", F.PNG, True, (F.WEBP,)),
+        ({"w": "1"}, "*/*", F.PNG, False, (F.JPEG,)),
+        ({"w": "1"}, "*/*", F.PNG, True, (F.PNG,)),
+        ({"w": "1"}, "", F.GIF, True, (F.PNG,)),
         # an explicit format is kept: JPEG flattens alpha
-        ({"w": "1", "format": "jpeg"}, "image/avif", F.PNG, True, F.JPEG),
-        ({"w": "1", "format": "webp"}, "", F.JPEG, False, F.WEBP),
+        ({"w": "1", "format": "jpeg"}, "image/avif", F.PNG, True, (F.JPEG,)),
+        ({"w": "1", "format": "webp"}, "", F.JPEG, False, (F.WEBP,)),
+        ({"w": "1", "format": "png"}, "image/avif", F.JPEG, False, (F.PNG,)),
         # original: the source's own format; GIF is written as PNG
-        ({"format": "original"}, "image/webp", F.JPEG, False, F.JPEG),
-        ({"format": "original"}, "image/webp", F.GIF, True, F.PNG),
-        ({"format": "original"}, "", F.AVIF, False, F.AVIF),
+        ({"format": "original"}, "image/webp", F.JPEG, False, (F.JPEG,)),
+        ({"format": "original"}, "image/webp", F.GIF, True, (F.PNG,)),
+        ({"format": "original"}, "", F.AVIF, False, (F.AVIF,)),
     ],
 )
-def test_choose_output_finishes_the_choice(
-    args: dict[str, str], accept: str, source: F, alpha: bool, expected: F
+def test_choose_outputs_finishes_the_choice(
+    args: dict[str, str], accept: str, source: F, alpha: bool, expected: tuple[F, ...]
 ) -> None:
-    assert choose_output(_plan(args, {"Accept": accept}), source, alpha) == expected
+    assert choose_outputs(_plan(args, {"Accept": accept}), source, alpha) == expected
 
 
 @pytest.mark.parametrize(
@@ -194,10 +184,12 @@ _OTHER_VALUES = {
     "quality_max": 84,
     "quality_min": 80,
     "budget": 5000,
+    "target": 55.0,
     "palette": True,
     "progressive": True,
     "background": (255, 0, 0),
     "network": N.FOUR_G,
+    "exhaustive": True,
 }
 
 

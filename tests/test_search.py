@@ -6,12 +6,12 @@ import pytest
 import pyvips
 
 from pixfit.formats import Encoder
-from pixfit.options import OutputFormat
 from pixfit.perceptual import Reference
-from pixfit.search import search
+from pixfit.registry import ImageFormat
+from pixfit.search import choose
 
 WIDTH, HEIGHT = 480, 300
-ENCODERS = [Encoder(OutputFormat.AVIF, compact=True), Encoder(OutputFormat.WEBP, compact=True)]
+ENCODERS = [Encoder(ImageFormat.AVIF, palette=True), Encoder(ImageFormat.WEBP, palette=True)]
 
 
 def _srgb(image: pyvips.Image) -> pyvips.Image:
@@ -37,27 +37,27 @@ def photo(gradient: pyvips.Image) -> pyvips.Image:
 def test_a_smooth_gradient_reaches_the_target_in_fewer_bytes_than_noise(
     gradient: pyvips.Image, noise: pyvips.Image
 ) -> None:
-    smooth = search(gradient, ENCODERS, budget=None, target=70)
-    busy = search(noise, ENCODERS, budget=None, target=70)
+    smooth = choose(gradient, ENCODERS, budget=None, target=70)
+    busy = choose(noise, ENCODERS, budget=None, target=70)
     assert smooth.target_met
     assert len(smooth.best.data) < len(busy.best.data)
 
 
 @pytest.mark.parametrize("budget", [1_500, 4_000, 12_000, 40_000])
 def test_the_budget_is_never_exceeded_when_it_can_be_met(photo: pyvips.Image, budget: int) -> None:
-    choice = search(photo, ENCODERS, budget=budget, target=90)
+    choice = choose(photo, ENCODERS, budget=budget, target=90)
     assert choice.budget_met is True
     assert len(choice.best.data) <= budget
 
 
 def test_an_impossible_budget_gives_the_smallest_output(photo: pyvips.Image) -> None:
-    choice = search(photo, ENCODERS, budget=10, target=50)
+    choice = choose(photo, ENCODERS, budget=10, target=50)
     assert choice.budget_met is False
     assert not choice.target_met
 
 
 def test_no_budget_gives_the_lowest_quality_reaching_the_target(photo: pyvips.Image) -> None:
-    choice = search(photo, ENCODERS[:1], budget=None, target=75, exhaustive=True)
+    choice = choose(photo, ENCODERS[:1], budget=None, target=75, exhaustive=True)
     best = choice.best
     assert choice.budget_met is None and choice.target_met and best.score >= 75
     image = photo.resize(best.width / WIDTH).copy_memory()
@@ -66,27 +66,27 @@ def test_no_budget_gives_the_lowest_quality_reaching_the_target(photo: pyvips.Im
 
 
 def test_the_target_is_reached_in_fast_mode_without_a_budget(photo: pyvips.Image) -> None:
-    choice = search(photo, ENCODERS, budget=None, target=75)
+    choice = choose(photo, ENCODERS, budget=None, target=75)
     assert choice.target_met and choice.budget_met is None
     assert choice.best.quality < 95
 
 
 def test_exhaustive_scores_at_least_as_well_as_fast(photo: pyvips.Image) -> None:
     # An unreachable target: the rule then asks for the best score that fits.
-    fast = search(photo, ENCODERS, budget=6_000, target=99)
-    full = search(photo, ENCODERS, budget=6_000, target=99, exhaustive=True)
+    fast = choose(photo, ENCODERS, budget=6_000, target=99)
+    full = choose(photo, ENCODERS, budget=6_000, target=99, exhaustive=True)
     assert full.budget_met and fast.budget_met
     assert full.best.score >= fast.best.score
     assert full.encodes > fast.encodes
 
 
 def test_a_passed_deadline_returns_the_first_candidate(photo: pyvips.Image) -> None:
-    choice = search(photo, ENCODERS, budget=6_000, target=99, exhaustive=True, deadline=0.0)
+    choice = choose(photo, ENCODERS, budget=6_000, target=99, exhaustive=True, deadline=0.0)
     assert choice.scored == 1
     assert choice.encodes <= 12
 
 
 def test_the_image_is_never_enlarged(photo: pyvips.Image) -> None:
-    choice = search(photo, ENCODERS, budget=None, target=100, exhaustive=False)
+    choice = choose(photo, ENCODERS, budget=None, target=100, exhaustive=False)
     assert choice.best.width <= WIDTH and choice.best.height <= HEIGHT
     assert not choice.target_met

@@ -26,6 +26,7 @@ from werkzeug.test import Client, TestResponse
 import pixfit
 import pixfit.web
 from pixfit.config import Config
+from pixfit.profiles import DEFAULT_PROFILES, NetworkClass
 from tests.conftest import FAKE_PUBLIC_IP, serving
 
 # Every connection urllib3 makes in this file goes through the `dialled` guard.
@@ -556,7 +557,7 @@ def test_ect_2g_lowers_the_class_and_fits_its_budget(client: FlaskClient) -> Non
     assert slow.headers["X-Pixfit-Class"] == "2g"
     assert slow.headers["X-Pixfit-Budget"] == "25000 met"
     assert len(slow.get_data()) <= 25_000 < len(plain.get_data())
-    assert max(decoded(slow).width, decoded(slow).height) <= 720
+    assert max(decoded(slow).width, decoded(slow).height) <= 800  # the box, never more
 
 
 def test_a_network_hint_alone_is_enough_to_render(client: FlaskClient, tree: Tree) -> None:
@@ -608,23 +609,25 @@ def test_network_class_from_hints_and_bw(
     assert response.headers["X-Pixfit-Class"] == network
 
 
-@pytest.mark.parametrize(
-    ("bw", "budget", "low", "high"),
-    [("slow-2g", 12_000, 20, 40), ("2g", 25_000, 25, 50), ("3g", 100_000, 35, 70)],
-)
-def test_budget_and_quality_headers(
-    client: FlaskClient, bw: str, budget: int, low: int, high: int
-) -> None:
+@pytest.mark.parametrize("bw", ["slow-2g", "2g", "3g"])
+def test_budget_quality_and_score_headers(client: FlaskClient, bw: str) -> None:
+    profile = DEFAULT_PROFILES[NetworkClass(bw)]
     response = client.get(f"/images/photo.jpg?w=600&bw={bw}")
-    assert response.headers["X-Pixfit-Budget"] == f"{budget} met"
-    assert low <= int(response.headers["X-Pixfit-Quality"]) <= high
-    assert len(response.get_data()) <= budget
+    assert response.headers["X-Pixfit-Budget"] == f"{profile.budget} met"
+    assert profile.quality_min <= int(response.headers["X-Pixfit-Quality"])
+    assert int(response.headers["X-Pixfit-Quality"]) <= profile.quality_max
+    assert profile.budget is not None and len(response.get_data()) <= profile.budget
+    assert float(response.headers["X-Pixfit-Score"]) <= 100
 
 
-def test_wifi_has_no_budget_and_its_fixed_quality(client: FlaskClient) -> None:
+def test_wifi_has_no_budget_and_searches_quality_for_its_target(client: FlaskClient) -> None:
     response = client.get("/images/photo.jpg?w=600&bw=wifi")
     assert response.headers["X-Pixfit-Budget"] == "none"
-    assert response.headers["X-Pixfit-Quality"] == "85"
+    wifi = DEFAULT_PROFILES[NetworkClass.WIFI]
+    assert wifi.quality_min <= int(response.headers["X-Pixfit-Quality"]) <= wifi.quality_max
+    assert "X-Pixfit-Score" in response.headers
+    pinned = client.get("/images/photo.jpg?w=600&bw=wifi&q=85")
+    assert pinned.headers["X-Pixfit-Quality"] == "85" and "X-Pixfit-Score" not in pinned.headers
 
 
 def test_impossible_budget_sends_the_smallest_output_and_says_so(client: FlaskClient) -> None:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pyvips
 
-from pixfit.formats import Encoder
+from pixfit.formats import Encodes
 
 __all__ = [
     "Encoded",
@@ -59,7 +59,7 @@ class Searched:
 
 def fit_budget(
     image: pyvips.Image,
-    encoder: Encoder,
+    encoder: Encodes,
     quality_max: int,
     quality_min: int,
     budget: int | None,
@@ -97,7 +97,7 @@ def fit_budget(
 
 
 def _search_quality(
-    image: pyvips.Image, encoder: Encoder, quality_max: int, quality_min: int, budget: int
+    image: pyvips.Image, encoder: Encodes, quality_max: int, quality_min: int, budget: int
 ) -> tuple[Encoded | None, Encoded, int]:
     """The best quality in range that fits, if any; also the lowest-quality encode made."""
     first = _encode(image, encoder, quality_max)
@@ -149,5 +149,5 @@ def _interpolate(
     return max(quality_min, fits.quality + math.log(budget / fits.size) / slope)
 
 
-def _encode(image: pyvips.Image, encoder: Encoder, quality: int) -> Encoded:
+def _encode(image: pyvips.Image, encoder: Encodes, quality: int) -> Encoded:
     return Encoded(encoder.encode(image, quality), quality, image.width, image.height)

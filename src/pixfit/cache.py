@@ -56,6 +56,8 @@ class StoredVariant:
     quality: int | None
     # Whether the plan's byte budget was met; None when there was no budget.
     budget_met: bool | None
+    # The server's perceptual score (SSIMULACRA2 scale); None when none was computed.
+    score: float | None
     etag: str
     # When the source last changed, for Last-Modified; None when unknown.
     modified: datetime | None
@@ -304,6 +306,7 @@ def unpack(entry: bytes) -> StoredVariant | None:
             height=int(header["height"]),
             quality=header["quality"],
             budget_met=header["budget_met"],
+            score=header["score"],
             etag=str(header["etag"]),
             modified=datetime.fromisoformat(modified) if modified else None,
             fresh_until=header["fresh_until"],

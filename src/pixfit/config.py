@@ -355,6 +355,15 @@ def _checked(config: Config) -> Config:
             )
         if not 1 <= profile.max_dpr <= 4:
             raise ConfigError(f"profiles.{cls}.max_dpr must be 1..4, got {profile.max_dpr}")
+        if not 1 <= profile.target <= 100:
+            raise ConfigError(
+                f"profiles.{cls}.target must be 1..100 (SSIMULACRA2), got {profile.target}"
+            )
+        if profile.budget is not None and not 1_000 <= profile.budget <= 1_000_000_000:
+            raise ConfigError(
+                f"profiles.{cls}.budget must be 1000..1000000000 bytes or none, "
+                f"got {profile.budget}"
+            )
     return config
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 import pyvips
 
@@ -12,6 +13,7 @@ from pixfit.registry import FORMATS, INPUTS, LOADERS, ImageFormat, Setting, list
 
 __all__ = [
     "Encoder",
+    "Encodes",
     "sniff",
 ]
 
@@ -35,6 +37,19 @@ def sniff(data: bytes) -> ImageFormat:
             f"Expected {listed(INPUTS)} but received {kind} data, which is not served"
         )
     return LOADERS[name].name
+
+
+class Encodes(Protocol):
+    """An encoder for one output format (`formats.Encoder` satisfies it)."""
+
+    @property
+    def format(self) -> ImageFormat:
+        """The format it writes."""
+        ...
+
+    def encode(self, image: pyvips.Image, quality: int) -> bytes:
+        """The encoded bytes at `quality`."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,12 @@ from dataclasses import dataclass
 
 import pyvips
 
+__all__ = [
+    "Reference",
+    "score",
+    "ssimulacra2_polynomial",
+]
+
 # SSIM's C2 (0.0009 on a 0..1 scale) in 8-bit units squared: local band-pass energy below
 # this does not mask errors.
 MASK_FLOOR = 0.0009 * 255 * 255
@@ -121,7 +127,11 @@ class Reference:
 
 
 def _chroma(image: pyvips.Image) -> pyvips.Image:
-    small = image.shrink(image.width / CHROMA_WIDTH, image.height / CHROMA_HEIGHT)
+    x_factor, y_factor = image.width / CHROMA_WIDTH, image.height / CHROMA_HEIGHT
+    if x_factor >= 1 and y_factor >= 1:
+        small = image.shrink(x_factor, y_factor)  # a box filter: the cheapest low-pass
+    else:  # a candidate smaller than the comparison size (a budget nothing sensible meets)
+        small = image.resize(1 / x_factor, vscale=1 / y_factor, kernel="linear")
     return small.colourspace("lab")
 
 

@@ -13,16 +13,11 @@ from pixfit.profiles import NetworkClass
 from pixfit.registry import FORMATS, OUTPUTS, ImageFormat, OutputFormat, original_output
 
 __all__ = [
-    "EXPLICIT_BUDGET_QUALITY_FLOOR",
     "NOT_IN_KEY",
     "Plan",
-    "choose_output",
+    "choose_outputs",
     "plan",
 ]
-
-# The lowest quality an explicit `max_bytes` may search down to when the class's own
-# floor is higher (wifi's range is 85-85, which leaves a budget nothing but shrinking).
-EXPLICIT_BUDGET_QUALITY_FLOOR = 40
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +41,9 @@ class Plan:
     quality_min: int
     # Byte budget; None means none.
     budget: int | None
+    # The perceptual target (SSIMULACRA2 at the display size) that width, format and
+    # quality are searched for; None when `q` pins the quality.
+    target: float | None
     # The class's encoder policy: PNG quantised to a palette (only under a budget), and
     # progressive JPEG.
     palette: bool
@@ -56,6 +54,8 @@ class Plan:
     dpr: float
     # The request headers that can change this answer, for `Vary`.
     vary: tuple[str, ...]
+    # Search every width, format and quality (offline pre-rendering), not the fast path.
+    exhaustive: bool = False
 
     @property
     def key(self) -> str:
@@ -104,17 +104,14 @@ def plan(options: Options, hints: ClientHints, config: Config) -> Plan:
         max_edge=min(edge_caps) if edge_caps else None,
     )
 
+    quality_max, quality_min = profile.quality_max, profile.quality_min
+    target: float | None = profile.target
+    budget = options.max_bytes if options.max_bytes is not None else profile.budget
     if options.quality is not None:
+        # A pinned quality turns the search off, and with it the class's budget; an
+        # explicit max_bytes still caps the size.
         quality_max = quality_min = options.quality
-        budget = options.max_bytes
-    elif options.max_bytes is not None:
-        # An explicit budget may cost quality before it costs pixels, even on wifi.
-        quality_max = profile.quality_max
-        quality_min = min(profile.quality_min, EXPLICIT_BUDGET_QUALITY_FLOOR)
-        budget = options.max_bytes
-    else:
-        quality_max, quality_min = profile.quality_max, profile.quality_min
-        budget = profile.budget
+        target, budget = None, options.max_bytes
 
     return Plan(
         passthrough=options.is_empty and not hints.asks_for_rendering,
@@ -128,6 +125,7 @@ def plan(options: Options, hints: ClientHints, config: Config) -> Plan:
         quality_max=quality_max,
         quality_min=quality_min,
         budget=budget,
+        target=target,
         palette=profile.palette and budget is not None,
         progressive=profile.progressive,
         background=options.background,
@@ -151,14 +149,20 @@ def _candidates(requested: OutputFormat, hints: ClientHints) -> tuple[ImageForma
     return tuple(row.name for row in OUTPUTS if row.accept is None or row.name in hints.accepts)
 
 
-def choose_output(plan: Plan, source: ImageFormat, has_alpha: bool) -> ImageFormat:
-    """The one output format, once the source's header is known; nothing decides after this.
+def choose_outputs(plan: Plan, source: ImageFormat, has_alpha: bool) -> tuple[ImageFormat, ...]:
+    """The output formats to search, best first, once the source's header is known.
 
-    The plan's first candidate, or for an image with alpha the first that carries alpha
-    (an explicit JPEG stays JPEG, flattened); `format=original` maps the source's format.
+    Nothing decides the format after this but the search's measurements. The candidates
+    are the plan's, kept to those that agree with the first on alpha (so one decoded image
+    serves them all), and without PNG beside a lossy format: its quality steers only a
+    palette, which a photo never wins with. An image with alpha prefers formats that keep
+    it (an explicit JPEG stays JPEG, flattened); `format=original` maps the source's format.
     """
     if not plan.formats:
-        return original_output(source)
+        return (original_output(source),)
+    formats = plan.formats
     if has_alpha:
-        return next((f for f in plan.formats if FORMATS[f].alpha), plan.formats[0])
-    return plan.formats[0]
+        formats = tuple(f for f in formats if FORMATS[f].alpha) or formats[:1]
+    alpha = FORMATS[formats[0]].alpha
+    lossy = tuple(f for f in formats if FORMATS[f].alpha == alpha and f != ImageFormat.PNG)
+    return lossy or formats[:1]

@@ -34,17 +34,26 @@ class NetworkClass(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Profile:
-    """What one network class may receive."""
+    """What one network class may receive: a byte budget, a perceptual target, and bounds.
+
+    The rule: the smallest response that reaches `target` at the display size; when the
+    budget cannot buy the target, the best perceived quality that fits the budget.
+    """
 
     # Byte budget for one image; None means no budget.
     budget: int | None
-    # Longest output edge in device pixels; None means only the screen limits it.
-    max_edge: int | None
-    # Highest device pixel ratio worth sending on this link.
+    # SSIMULACRA2 at the display size beyond which more bytes buy nothing that matters on
+    # this link (90 is indistinguishable, 80 high, 70 medium, 50 low).
+    target: float
+    # Highest device pixel ratio worth sending on this link: the display size's bound.
     max_dpr: float
-    # Encoder quality range searched for the budget (1..100, ceiling first tried).
+    # Encoder quality range the search may use (1..100).
     quality_max: int
     quality_min: int
+    # Longest output edge in device pixels, a bound of the search; None means only the
+    # display size bounds it. The old fixed edges (480/720/1280/2560) were sized for JPEG
+    # and threw away pixels an AVIF budget could pay for (issue 11's measurements).
+    max_edge: int | None = None
     # Progressive JPEG: a coarse image arrives early, worth its double encode time only on
     # the slowest links.
     progressive: bool = False
@@ -55,9 +64,9 @@ class Profile:
 # The budgets are each ECT class's downlink ceiling (50, 70, 700 kbps, about 4 Mbps for
 # 4g) times the time one image may take on that link: 2 s, 3 s, 1.2 s and 0.8 s.
 DEFAULT_PROFILES: dict[NetworkClass, Profile] = {
-    NetworkClass.SLOW_2G: Profile(12_000, 480, 1.0, 40, 20, progressive=True),
-    NetworkClass.TWO_G: Profile(25_000, 720, 1.0, 50, 25, progressive=True),
-    NetworkClass.THREE_G: Profile(100_000, 1280, 2.0, 70, 35),
-    NetworkClass.FOUR_G: Profile(400_000, 2560, 3.0, 80, 45),
-    NetworkClass.WIFI: Profile(None, None, 4.0, 85, 85),
+    NetworkClass.SLOW_2G: Profile(12_000, 50, 1.0, 90, 10, progressive=True),
+    NetworkClass.TWO_G: Profile(25_000, 60, 1.0, 90, 10, progressive=True),
+    NetworkClass.THREE_G: Profile(100_000, 70, 2.0, 90, 15),
+    NetworkClass.FOUR_G: Profile(400_000, 80, 3.0, 95, 20),
+    NetworkClass.WIFI: Profile(None, 85, 4.0, 95, 30),
 }

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pyvips
@@ -18,9 +18,10 @@ from pixfit.geometry import resolve
 from pixfit.hints import ClientHints
 from pixfit.options import Options, parse_options
 from pixfit.pipeline import Job, decode, inspect
-from pixfit.planner import Plan, choose_output, plan
+from pixfit.planner import Plan, choose_outputs, plan
 from pixfit.profiles import NetworkClass
-from pixfit.registry import FORMATS
+from pixfit.registry import FORMATS, ImageFormat
+from pixfit.search import choose
 
 __all__ = [
     "Rendered",
@@ -74,6 +75,9 @@ class Rendered:
     budget: int | None
     budget_met: bool | None
     timings: Timings
+    # The server's perceptual score of the output at the display size (SSIMULACRA2
+    # scale); None when nothing was searched (passthrough, a pinned `q`, PNG).
+    score: float | None = None
 
 
 def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
@@ -91,28 +95,62 @@ def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
         info.width, info.height, plan.box_width, plan.box_height, plan.fit, plan.caps,
         enlarge=plan.enlarge,
     )  # fmt: skip
-    output = choose_output(plan, info.format, info.has_alpha)
-    job = Job(geometry, plan.gravity, output, plan.background)
+    outputs = choose_outputs(plan, info.format, info.has_alpha)
+    job = Job(geometry, plan.gravity, outputs[0], plan.background)
     deadline = time.monotonic() + limits.render_timeout
+    # Decoded once, at the display size: every candidate is a resize or an encode of this.
     image = decode(data, info, job, deadline=deadline)
     decoded = time.perf_counter()
-    encoder = Encoder(output, palette=plan.palette, progressive=plan.progressive)
-    searched = fit_budget(
-        image, encoder, plan.quality_max, plan.quality_min, plan.budget, deadline=deadline
-    )
-    best = searched.best
+    chosen = _encode(image, plan, outputs, deadline)
     return Rendered(
-        data=best.data,
-        media_type=FORMATS[output].media_type,
-        width=best.width,
-        height=best.height,
+        data=chosen.data,
+        media_type=FORMATS[chosen.format].media_type,
+        width=chosen.width,
+        height=chosen.height,
         network=plan.network,
-        quality=best.quality,
+        quality=chosen.quality,
         budget=plan.budget,
-        budget_met=searched.budget_met,
+        budget_met=chosen.budget_met,
         timings=Timings(
             decode_ms=(decoded - start) * 1000, encode_ms=(time.perf_counter() - decoded) * 1000
         ),
+        score=chosen.score,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Chosen:
+    data: bytes
+    format: ImageFormat
+    quality: int
+    width: int
+    height: int
+    budget_met: bool | None
+    score: float | None
+
+
+def _encode(
+    image: pyvips.Image, plan: Plan, outputs: tuple[ImageFormat, ...], deadline: float
+) -> _Chosen:
+    """The encode to send: searched for the plan's target, or at its pinned quality."""
+    encoders = [Encoder(f, palette=plan.palette, progressive=plan.progressive) for f in outputs]
+    if plan.target is None or outputs == (ImageFormat.PNG,):
+        # A pinned quality (or a lossless format) leaves only the size to fit the budget.
+        fitted = fit_budget(
+            image, encoders[0], plan.quality_max, plan.quality_min, plan.budget, deadline=deadline
+        )
+        best = fitted.best
+        return _Chosen(
+            best.data, outputs[0], best.quality, best.width, best.height, fitted.budget_met, None
+        )
+    choice = choose(
+        image, encoders, budget=plan.budget, target=plan.target,
+        quality_min=plan.quality_min, quality_max=plan.quality_max,
+        exhaustive=plan.exhaustive, deadline=deadline,
+    )  # fmt: skip
+    top = choice.best
+    return _Chosen(
+        top.data, top.format, top.quality, top.width, top.height, choice.budget_met, top.score
     )
 
 
@@ -122,11 +160,13 @@ def render(
     *,
     hints: ClientHints | Mapping[str, str] | None = None,
     config: Config | None = None,
+    exhaustive: bool = False,
 ) -> Rendered:
     """Render an image (bytes or a file path) with options and client hints; pure, no globals.
 
     `options` may be an `Options` or a mapping like a query string (`{"w": 400, "bw": "3g"}`);
-    `hints` may be a `ClientHints` or a mapping of request headers.
+    `hints` may be a `ClientHints` or a mapping of request headers. `exhaustive` searches
+    every width, format and quality for the best answer, where time does not matter.
     """
     config = config or Config()
     data = _read(data_or_path, config.source.max_source_bytes)
@@ -138,7 +178,10 @@ def render(
         )
     if not isinstance(hints, ClientHints):
         hints = ClientHints.from_headers(hints or {})
-    return render_plan(data, plan(options, hints, config), config.limits)
+    planned = plan(options, hints, config)
+    if exhaustive:
+        planned = replace(planned, exhaustive=True)
+    return render_plan(data, planned, config.limits)
 
 
 def _read(data_or_path: bytes | str | Path, max_bytes: int) -> bytes:

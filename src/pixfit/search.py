@@ -18,23 +18,31 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import pyvips
 
-from pixfit.options import OutputFormat
+from pixfit.budget import fit_budget
+from pixfit.formats import Encodes
 from pixfit.perceptual import Reference
+from pixfit.registry import ImageFormat
+
+__all__ = [
+    "Candidate",
+    "Choice",
+    "choose",
+    "ladder",
+]
 
 # Bytes grow about as pixels^0.7 at a fixed quality (fit over 540 encodes of 6 photos).
 PIXEL_EXPONENT = 0.7
 # log(bytes) per quality step, per format (same fit): the secant's first step.
-RATE_SLOPE = {OutputFormat.AVIF: 0.034, OutputFormat.WEBP: 0.019, OutputFormat.JPEG: 0.026}
+RATE_SLOPE = {ImageFormat.AVIF: 0.034, ImageFormat.WEBP: 0.019, ImageFormat.JPEG: 0.026}
 DEFAULT_RATE_SLOPE = 0.03
 # Score points per quality step near the targets, for the first step toward a target.
 SCORE_SLOPE = 0.8
 # The quality a budget should buy at the chosen width: below it, artifacts cost more than the
 # lost pixels (measured winners under 12-25 KB: AVIF q30-60, WebP q15-60).
-PIVOT_QUALITY = {OutputFormat.AVIF: 45, OutputFormat.WEBP: 50, OutputFormat.JPEG: 50}
+PIVOT_QUALITY = {ImageFormat.AVIF: 45, ImageFormat.WEBP: 50, ImageFormat.JPEG: 50}
 # The first quality tried without a budget: about SSIMULACRA2 80 for AVIF on photos.
 START_QUALITY = 65
 # Narrowest width worth sending (unless the image itself is narrower).
@@ -49,22 +57,12 @@ FAST_TARGET_ENCODES = 4
 TARGET_SLACK = 1.5
 
 
-class Encodes(Protocol):
-    """An encoder for one output format (`formats.Encoder` satisfies it)."""
-
-    format: OutputFormat
-
-    def encode(self, image: pyvips.Image, quality: int) -> bytes:
-        """The encoded bytes at `quality`."""
-        ...
-
-
 @dataclass(frozen=True, slots=True)
 class Candidate:
     """One scored encode."""
 
     data: bytes
-    format: OutputFormat
+    format: ImageFormat
     quality: int
     width: int
     height: int
@@ -115,14 +113,12 @@ class _Run:
         self.encodes += 1
         return encoder.encode(self.resized(width), quality)
 
-    def candidate(self, encoder: Encodes, width: int, quality: int, data: bytes) -> Candidate:
+    def candidate(self, encoder: Encodes, quality: int, data: bytes) -> Candidate:
         """Score `data` at the display size and remember the best candidate so far."""
         self.scored += 1
         decoded = pyvips.Image.new_from_buffer(data, "")
-        image = self.resized(width)
-        found = Candidate(
-            data, encoder.format, quality, image.width, image.height, self.reference.score(decoded)
-        )
+        score = self.reference.score(decoded)
+        found = Candidate(data, encoder.format, quality, decoded.width, decoded.height, score)
         if self.best is None or _rank(found, self) > _rank(self.best, self):
             self.best = found
         return found
@@ -141,7 +137,7 @@ def _rank(candidate: Candidate, run: _Run) -> tuple[int, float]:
     return (1, candidate.score)
 
 
-def search(
+def choose(
     image: pyvips.Image,
     encoders: Sequence[Encodes],
     *,
@@ -161,6 +157,8 @@ def search(
     )
     with contextlib.suppress(_PastDeadline):
         strategy(run, encoders, quality_min, quality_max)
+        if budget is not None and run.best is not None and not run.fits(len(run.best.data)):
+            _shrink_until_fits(run, encoders[0], quality_min)
     assert run.best is not None  # the first encode ignores the deadline
     best = run.best
     return Choice(
@@ -257,7 +255,7 @@ def _fit_quality(
             break
     chosen = fits or fails
     assert chosen is not None
-    return run.candidate(encoder, width, chosen[0], chosen[1])
+    return run.candidate(encoder, chosen[0], chosen[1])
 
 
 def _next_quality(
@@ -287,7 +285,7 @@ def _toward_target(
     quality = _clamp(start, quality_min, quality_max)
     for _ in range(FAST_TARGET_ENCODES):
         data = run.encode(encoder, width, quality)
-        found = run.candidate(encoder, width, quality, data)
+        found = run.candidate(encoder, quality, data)
         if found.score >= run.target and run.fits(len(data)):
             high = found if high is None or quality < high.quality else high
         else:
@@ -310,6 +308,17 @@ def _toward_target(
                 break
 
 
+def _shrink_until_fits(run: _Run, encoder: Encodes, quality_min: int) -> None:
+    """Below the ladder: nothing sensible fits, so give up pixels, at the floor, until it does."""
+    assert run.budget is not None
+    smallest = run.sizes[min(run.sizes)]
+    fitted = fit_budget(
+        smallest, encoder, quality_min, quality_min, run.budget, deadline=run.deadline
+    ).best
+    run.encodes += 1
+    run.candidate(encoder, fitted.quality, fitted.data)
+
+
 def _clamp(value: float, low: int, high: int) -> int:
     return max(low, min(high, round(value)))
 
@@ -324,13 +333,13 @@ def _exhaustive(run: _Run, encoders: Sequence[Encodes], quality_min: int, qualit
     for width in sorted(widths, reverse=True):
         for encoder in encoders:
             top = _highest_fitting(run, encoder, width, quality_min, quality_max)
-            found = run.candidate(encoder, width, top[0], top[1])
+            found = run.candidate(encoder, top[0], top[1])
             if found.score < run.target or not run.fits(len(found.data)):
                 continue
             low, high = quality_min, found.quality
             while high - low > 1:
                 middle = (low + high) // 2
-                trial = run.candidate(encoder, width, middle, run.encode(encoder, width, middle))
+                trial = run.candidate(encoder, middle, run.encode(encoder, width, middle))
                 if trial.score >= run.target:
                     high = middle
                 else:

@@ -212,6 +212,7 @@ class ImageService:
             height=rendered.height,
             quality=rendered.quality,
             budget_met=rendered.budget_met,
+            score=rendered.score,
             etag=etag,
             modified=image.modified,
             fresh_until=fresh_until,
@@ -255,6 +256,8 @@ class ImageService:
             ("X-Pixfit-Quality", quality),
             ("X-Pixfit-Budget", _budget_verdict(planned.budget, variant.budget_met)),
         )
+        if variant.score is not None:
+            headers += (("X-Pixfit-Score", f"{variant.score:.1f}"),)
         return ImageResponse(
             200, headers, variant.data, variant.media_type, network=planned.network
         )
