@@ -208,15 +208,15 @@ def _fast_budget(
         if predicted <= run.budget:
             index = i
             break
-    tried: dict[int, Candidate] = {}
     known = {(probe_width, pivot): probe}
-    for i in (index, index + 1, index - 1):
-        if 0 <= i < len(widths) and widths[i] not in tried:
-            found = _fit_quality(run, encoder, widths[i], quality_min, quality_max, known)
-            tried[widths[i]] = found
-            if len(tried) == 2:
-                break
-    best = max(tried.values(), key=lambda c: _rank(c, run))
+    tried = [_fit_quality(run, encoder, widths[index], quality_min, quality_max, known)]
+    # A neighbour only when the quality hit an end of its range: at the floor the width is too
+    # large for the budget, at the ceiling the budget could pay for more pixels.
+    if tried[0].quality == quality_min and index + 1 < len(widths):
+        tried.append(_fit_quality(run, encoder, widths[index + 1], quality_min, quality_max, known))
+    elif tried[0].quality == quality_max and index > 0:
+        tried.append(_fit_quality(run, encoder, widths[index - 1], quality_min, quality_max, known))
+    best = max(tried, key=lambda c: _rank(c, run))
     if best.score >= run.target + TARGET_SLACK:
         _toward_target(run, encoder, best.width, best.quality, quality_min, best.quality)
 
