@@ -61,6 +61,7 @@ def cards(page: Page) -> list[dict[str, str]]:
             natural: card.querySelector('img').naturalWidth,
             dimensions: card.querySelector('.dimensions').textContent,
             budget: card.querySelector('.budget').textContent,
+            score: card.querySelector('.score').textContent,
             url: card.querySelector('.url').value,
         }))""",
     )
@@ -80,6 +81,8 @@ def test_every_class_renders_with_true_byte_counts(page: Page) -> None:
             body = response.read()
         assert int(card["bytes"]) == len(body), card
         assert card["shownBytes"].replace(",", "") == str(len(body))
+        # The score shown beside the bytes is the server's, from the same response.
+        assert card["score"] == response.headers["X-Pixfit-Score"], card
         sizes.append(len(body))
     assert sizes == sorted(sizes), f"bytes must grow from slow-2g to wifi: {sizes}"
     assert sizes[0] < sizes[-1]

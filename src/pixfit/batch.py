@@ -114,8 +114,13 @@ def run_batch(
     hints: Mapping[str, str] | None = None,
     jobs: int | None = None,
     force: bool = False,
+    exhaustive: bool = False,
 ) -> Summary:
-    """Render every file under `src` by every variant into `out`; print a summary table."""
+    """Render every file under `src` by every variant into `out`; print a summary table.
+
+    `exhaustive` searches every width, format and quality for each output: offline, the
+    best answer matters more than the time.
+    """
     if not src.is_dir():
         raise NotFound(f"No folder at {os.fspath(src)!r}")
     jobs = os.cpu_count() or 1 if jobs is None else jobs
@@ -156,7 +161,7 @@ def run_batch(
         ThreadPoolExecutor(jobs) as pool,
     ):
         bar = progress.add_task("rendering", total=len(todo))
-        futures = [pool.submit(_render_one, task, hints or {}, config) for task in todo]
+        futures = [pool.submit(_render_one, task, hints or {}, config, exhaustive) for task in todo]
         try:
             for future in as_completed(futures):
                 task, size, error = future.result()
@@ -194,11 +199,13 @@ def _is_fresh(folder: Path, slug: str, source_modified: int) -> bool:
 
 
 def _render_one(
-    task: Task, hints: Mapping[str, str], config: Config
+    task: Task, hints: Mapping[str, str], config: Config, exhaustive: bool
 ) -> tuple[Task, int, str | None]:
     """Render and write one output; the error message, if any, instead of raising."""
     try:
-        rendered = render(task.source, task.variant.options, hints=hints, config=config)
+        rendered = render(
+            task.source, task.variant.options, hints=hints, config=config, exhaustive=exhaustive
+        )
         target = task.folder / f"{task.variant.slug}.{EXTENSIONS[rendered.media_type]}"
         _write_atomically(target, rendered.data)
         # An edited source may now render to another format: drop the stale sibling.

@@ -85,7 +85,10 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
 
 def _render(args: argparse.Namespace, config: Config) -> int:
     headers = {"Accept": args.accept} if args.accept else {}
-    rendered = render(Path(args.input), option_args(args), hints=headers, config=config)
+    rendered = render(
+        Path(args.input), option_args(args), hints=headers, config=config,
+        exhaustive=args.exhaustive,
+    )  # fmt: skip
     if args.output == "-":
         sys.stdout.buffer.write(rendered.data)
         sys.stdout.buffer.flush()
@@ -99,10 +102,14 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     print(
         f"{args.output}: {rendered.width}x{rendered.height} {rendered.media_type}, "
         f"{len(rendered.data)} bytes, class {rendered.network}, quality {rendered.quality}, "
-        f"{budget}",
+        f"{budget}{_scored(rendered.score)}",
         file=sys.stderr,
     )
     return 0
+
+
+def _scored(score: float | None) -> str:
+    return "" if score is None else f", score {score:.1f}"
 
 
 def _batch(args: argparse.Namespace, config: Config) -> int:
@@ -110,7 +117,7 @@ def _batch(args: argparse.Namespace, config: Config) -> int:
     headers = {"Accept": args.accept} if args.accept else {}
     summary = batch.run_batch(
         Path(args.src_dir), Path(args.out_dir), variants, config,
-        hints=headers, jobs=args.jobs, force=args.force,
+        hints=headers, jobs=args.jobs, force=args.force, exhaustive=args.exhaustive,
     )  # fmt: skip
     return 1 if summary.failed else 0
 
@@ -141,6 +148,15 @@ def _config(args: argparse.Namespace, config: Config) -> int:
 Handler = Callable[[argparse.Namespace, Config], int]
 
 
+def _add_exhaustive(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--exhaustive",
+        action="store_true",
+        help="search every width, format and quality for the best image the budget buys "
+        "(slow: for pre-rendering, not for serving)",
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixfit", description="Fit images to the client's box, screen and network."
@@ -157,6 +173,7 @@ def _parser() -> argparse.ArgumentParser:
     render_cmd.add_argument("input", help="source image file")
     render_cmd.add_argument("-o", "--output", required=True, help="output file, or - for stdout")
     add_option_flags(render_cmd)
+    _add_exhaustive(render_cmd)
 
     batch_cmd = command("batch", _batch, "pre-render every image under a folder")
     batch_cmd.epilog = batch.__doc__
@@ -172,6 +189,7 @@ def _parser() -> argparse.ArgumentParser:
     batch_cmd.add_argument("--jobs", type=int, help="renders at once (default: one per core)")
     batch_cmd.add_argument("--force", action="store_true", help="re-render up-to-date outputs")
     add_option_flags(batch_cmd)
+    _add_exhaustive(batch_cmd)
 
     serve_cmd = command("serve", _serve, "serve images over HTTP with gunicorn")
     serve_cmd.add_argument("--root", help="folder of images to serve")

@@ -56,6 +56,7 @@ async function renderCard(card, original, generation) {
   setText(card, ".dimensions", `${img.naturalWidth} × ${img.naturalHeight}`);
   setText(card, ".format", response.headers.get("Content-Type"));
   setText(card, ".quality", response.headers.get("X-Pixfit-Quality"));
+  setText(card, ".score", response.headers.get("X-Pixfit-Score") || "not scored");
   const budgetCell = card.querySelector(".budget");
   budgetCell.textContent = budget;
   budgetCell.className = `budget ${budget.split(" ")[1] || ""}`;
