@@ -1,13 +1,14 @@
-"""Perceptually optimal delivery: pixfit today and search.choose against a brute-force optimum.
+"""Perceptually optimal delivery: pixfit's pick against a brute-force optimum, by SSIMULACRA2.
 
-    PYTHONPATH=src .venv/bin/python bench/delivery.py [--photos N] [--classes slow-2g,2g,...]
+    .venv/bin/python bench/delivery.py [--photos N] [--classes slow-2g,2g,...] [--before SRC]
 
 Each photo (Debian's plasma-workspace-wallpapers) is shown in a 1280x800 box at DPR 1. Per
 network class, three answers are scored by the reference `ssimulacra2` package (pip install
 ssimulacra2; numpy, about 2 s a pair) at the display size, each output scaled up to it:
 
-1. today: `pixfit.render(path, {"bw": cls, "screen": "1280x800"})` with a browser's Accept;
-2. fast: `pixfit.search.choose` in fast mode on the decoded display-size image;
+1. pixfit: `pixfit.render(path, {"bw": cls, "screen": "1280x800"})` with a browser's Accept;
+2. before (with `--before SRC`, the `src` folder of an older checkout): the same request through
+   that version's `pixfit.render`, run in a child process (no CPU figure);
 3. best: this file's own brute force: widths 1280..320 by 160 (only the display width without a
    budget), AVIF effort 0, WebP effort 4 and JPEG with optimised coding, the highest quality
    that fits by binary search on real encodes (without a budget: the lowest quality whose
@@ -24,7 +25,11 @@ from __future__ import annotations
 import argparse
 import hashlib
 import io
+import json
+import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,7 +43,6 @@ import pixfit
 from pixfit.formats import Encoder
 from pixfit.perceptual import Reference
 from pixfit.registry import ImageFormat
-from pixfit.search import Choice, choose
 
 T = TypeVar("T")
 
@@ -161,32 +165,79 @@ def timed(function: Callable[..., T], *args: Any, **kwargs: Any) -> tuple[T, flo
     return result, (time.process_time() - start) * 1000
 
 
-def fast_search(path: Path, budget: int | None, target: float) -> Choice:
-    """What the server would do: decode once to the display size, then search."""
-    return choose(display_of(path), ENCODERS[:2], budget=budget, target=target)
+# Renders one request with whatever pixfit the child's PYTHONPATH finds; bytes to stdout.
+_CHILD = """
+import json, sys, pixfit
+request = json.loads(sys.argv[1])
+out = pixfit.render(request["path"], request["options"], hints=request["hints"])
+sys.stdout.buffer.write(out.data)
+"""
+
+
+def render_before(source: Path, path: Path, options: dict[str, str]) -> bytes:
+    """The same request through an older checkout's `pixfit.render`."""
+    request = json.dumps({"path": str(path), "options": options, "hints": ACCEPT})
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    done = subprocess.run(
+        [sys.executable, "-c", _CHILD, request], env=env, capture_output=True, check=True
+    )
+    return done.stdout
+
+
+def summarise(
+    rows: dict[str, list[dict[str, float]]],
+    who: tuple[str, ...],
+    pairs: list[tuple[float, float]],
+    picked: str,
+) -> None:
+    """The per-class table and the proxy's agreement with the reference."""
+    print("gap = min(best reachable, target) - score; cpu x against q=70 at the same size")
+    print(f"{'class':8s} {'':6s} {'gap mean':>8s} {'worst':>6s} {'mean B':>8s} {'target':>7s}"
+          f" {'over':>5s} {'cpu x':>6s} {'worst':>6s}")  # fmt: skip
+    for cls, items in rows.items():
+        n = len(items)
+        for label in who:
+            gaps = [r[f"{label}_gap"] for r in items]
+            cpus = [r[f"{label}_cpu"] for r in items]
+            print(
+                f"{cls:8s} {label:6s} {statistics.fmean(gaps):8.2f} {max(gaps):6.2f}"
+                f" {statistics.fmean(r[f'{label}_bytes'] for r in items):8.0f}"
+                f" {sum(bool(r[f'{label}_hit']) for r in items)}/{n:<5d}"
+                f" {sum(bool(r[f'{label}_over']) for r in items):5d}"
+                f" {statistics.fmean(cpus):6.2f} {max(cpus):6.2f}"
+            )
+    proxies, refs = zip(*pairs, strict=True)
+    errors = [abs(r["proxy_error"]) for items in rows.values() for r in items]
+    rho = spearman(list(proxies), list(refs))
+    print(
+        f"\nproxy vs reference over {len(pairs)} brute-force candidates: Spearman {rho:.3f};"
+        f" {picked}; |proxy - reference| on pixfit's picks: {statistics.fmean(errors):.1f}"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--photos", type=int, default=len(PHOTOS), help="use the first N photos")
     parser.add_argument("--classes", default=",".join(CLASSES), help="comma-separated classes")
+    parser.add_argument("--before", type=Path, help="src folder of an older pixfit to compare")
     args = parser.parse_args()
     classes = args.classes.split(",")
+    who = ("before", "pixfit", "best") if args.before else ("pixfit", "best")
     rows: dict[str, list[dict[str, float]]] = {c: [] for c in classes}
     pairs: list[tuple[float, float]] = []
     same = picks = 0
     started = time.perf_counter()
+    pixfit.configure()
     for name in PHOTOS[: args.photos]:
         path = max((WALLPAPERS / name / "contents/images").glob("*.jpg"))
         display = display_of(path)
         proxy = Reference.of(display)
-        fixed = {"screen": "1280x800", "q": 70}
-        _, fixed_ms = timed(pixfit.render, path, fixed, hints=ACCEPT)
+        fixed = {"screen": "1280x800", "q": "70"}
         for cls in classes:
             budget, target = CLASSES[cls]
             request = {"bw": cls, "screen": "1280x800"}
-            today, today_ms = timed(pixfit.render, path, request, hints=ACCEPT)
-            choice, fast_ms = timed(fast_search, path, budget, target)
+            _, fixed_ms = timed(pixfit.render, path, fixed, hints=ACCEPT)
+            out, ms = timed(pixfit.render, path, request, hints=ACCEPT)
             brute = brute_force(Scorer(name, display, proxy), budget, target)
             fitting = [s for s in brute if budget is None or s.size <= budget] or brute
             pairs += [(s.proxy, s.score) for s in brute]
@@ -200,46 +251,32 @@ def main() -> None:
                 else max(fitting, key=lambda s: s.score)
             )
             reachable = min(max(s.score for s in fitting), target)
-            today_score = reference_score(name, display, today.data)
-            fast_score = reference_score(name, display, choice.best.data)
-            rows[cls].append({
-                "today_gap": reachable - today_score, "fast_gap": reachable - fast_score,
-                "today_bytes": len(today.data), "fast_bytes": len(choice.best.data),
-                "best_bytes": best.size, "best_score": best.score,
-                "today_hit": today_score >= target, "fast_hit": fast_score >= target,
-                "best_hit": best.score >= target,
-                "today_over": budget is not None and len(today.data) > budget,
-                "fast_over": budget is not None and len(choice.best.data) > budget,
-                "today_cpu": today_ms / fixed_ms, "fast_cpu": fast_ms / fixed_ms,
-                "fast_proxy_error": choice.best.score - fast_score,
-            })  # fmt: skip
-            print(
-                f"  {name:12s} {cls:7s} today {today_score:6.1f} {len(today.data):7d} B"
-                f" | fast {fast_score:6.1f} {len(choice.best.data):7d} B"
-                f" {choice.best.width}px {choice.best.format} q{choice.best.quality}"
-                f" (proxy {choice.best.score:5.1f}, {choice.encodes} enc)"
-                f" | best {best.score:6.1f} {best.size:7d} B {best.label}",
-                flush=True,
-            )
-    print(f"\n{args.photos} photos in a 1280x800 box, DPR 1; scores are reference SSIMULACRA2")
-    print(f"{'class':8s} {'':6s} {'gap mean':>8s} {'worst':>6s} {'mean B':>8s} {'target':>7s}"
-          f" {'over':>5s} {'cpu x':>6s}")  # fmt: skip
-    for cls, items in rows.items():
-        n = len(items)
-        for who in ("today", "fast", "best"):
-            gaps = [r[f"{who}_gap"] for r in items] if who != "best" else [0.0]
-            cpu = statistics.fmean(r[f"{who}_cpu"] for r in items) if who != "best" else 0.0
-            over = sum(r.get(f"{who}_over", 0) for r in items)
-            print(
-                f"{cls:8s} {who:6s} {statistics.fmean(gaps):8.2f} {max(gaps):6.2f}"
-                f" {statistics.fmean(r[f'{who}_bytes'] for r in items):8.0f}"
-                f" {sum(r[f'{who}_hit'] for r in items)}/{n:<5d} {over:5d} {cpu:6.2f}"
-            )
-    proxies, refs = zip(*pairs, strict=True)
-    errors = [abs(r["fast_proxy_error"]) for items in rows.values() for r in items]
-    print(f"\nproxy vs reference over {len(pairs)} brute-force candidates: Spearman"
-          f" {spearman(list(proxies), list(refs)):.3f}; same best pick {same}/{picks};"
-          f" |proxy - reference| on fast picks: mean {statistics.fmean(errors):.1f}")  # fmt: skip
+            outputs = {"pixfit": out.data}
+            if args.before:
+                outputs["before"] = render_before(args.before, path, request)
+            row: dict[str, float] = {
+                "best_gap": 0.0, "best_bytes": best.size, "best_hit": best.score >= target,
+                "best_over": False, "best_cpu": 0.0, "pixfit_cpu": ms / fixed_ms,
+                "before_cpu": 0.0, "proxy_error": (out.score or 0.0) - 0.0,
+            }  # fmt: skip
+            line = f"  {name:12s} {cls:7s}"
+            for label, data in outputs.items():
+                score = reference_score(name, display, data)
+                row[f"{label}_gap"] = reachable - score
+                row[f"{label}_bytes"] = len(data)
+                row[f"{label}_hit"] = score >= target
+                row[f"{label}_over"] = budget is not None and len(data) > budget
+                line += f" | {label} {score:6.1f} {len(data):7d} B"
+                if label == "pixfit":
+                    row["proxy_error"] = (out.score or 0.0) - score
+                    line += (
+                        f" {out.width}px {out.media_type.split('/')[1]} q{out.quality}"
+                        f" (proxy {out.score or 0.0:5.1f}, x{ms / fixed_ms:.1f} CPU)"
+                    )
+            print(f"{line} | best {best.score:6.1f} {best.size:7d} B {best.label}", flush=True)
+            rows[cls].append(row)
+    print(f"\n{args.photos} photos in a 1280x800 box, DPR 1; scores are reference SSIMULACRA2;")
+    summarise(rows, who, pairs, f"same best pick {same}/{picks}")
     print(f"total {time.perf_counter() - started:.0f} s")
 
 

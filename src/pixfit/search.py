@@ -43,16 +43,24 @@ SCORE_SLOPE = 0.8
 # The quality a budget should buy at the chosen width: below it, artifacts cost more than the
 # lost pixels (measured winners under 12-25 KB: AVIF q30-60, WebP q15-60).
 PIVOT_QUALITY = {ImageFormat.AVIF: 45, ImageFormat.WEBP: 50, ImageFormat.JPEG: 50}
-# The first quality tried without a budget: about SSIMULACRA2 80 for AVIF on photos.
+# The first quality tried without a budget, for a target of START_SCORE (about right for
+# AVIF on photos); other targets start SCORE_SLOPE points per quality step away.
 START_QUALITY = 65
+START_SCORE = 80
 # Narrowest width worth sending (unless the image itself is narrower).
 MIN_WIDTH = 320
 # Ladder steps: a width is this fraction of the next wider one.
 FAST_STEP = 0.71
 EXHAUSTIVE_STEP = 0.9
-# Quality searches stop within this many steps (bytes toward a budget; score toward a target).
+# Quality searches stop within this many steps: bytes toward a budget; score toward a target
+# from below (no budget: the target must be reached) and down from an overshoot (a budget's
+# winner that beats the target: what the last step would save is a few percent of bytes).
 FAST_ENCODES_PER_WIDTH = 3
-FAST_TARGET_ENCODES = 4
+FAST_TARGET_ENCODES = 3
+FAST_TRIM_ENCODES = 2
+# Below this many bytes per display pixel a second format is tried in fast mode: WebP beat
+# AVIF effort 0 under 12-25 KB at 1280x800 (0.01-0.02), and cost the same search again.
+SCARCE_BYTES_PER_PIXEL = 0.03
 # Score points above the target that are worth trading for bytes in fast mode.
 TARGET_SLACK = 1.5
 
@@ -184,18 +192,27 @@ def ladder(width: int, step: float) -> list[int]:
 def _fast(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max: int) -> None:
     widths = ladder(run.image.width, FAST_STEP)
     if run.budget is None:
-        _toward_target(run, encoders[0], widths[0], START_QUALITY, quality_min, quality_max)
+        start = START_QUALITY + (run.target - START_SCORE) / SCORE_SLOPE
+        _toward_target(run, encoders[0], widths[0], round(start), quality_min, quality_max)
         return
     # A second format only where bytes are scarce: WebP beat AVIF effort 0 under 12-25 KB.
-    scarce = run.budget < run.image.width * run.image.height * 0.1
+    scarce = run.budget < run.image.width * run.image.height * SCARCE_BYTES_PER_PIXEL
     for encoder in encoders[: 2 if scarce else 1]:
         _fast_budget(run, encoder, widths, quality_min, quality_max)
+    # Then, once, for the winner only: no byte more than the target needs.
+    best = run.best
+    if best is not None and run.fits(len(best.data)) and best.score >= run.target + TARGET_SLACK:
+        encoder = next(e for e in encoders if e.format == best.format)
+        _toward_target(
+            run, encoder, best.width, best.quality, quality_min, best.quality,
+            seed=best, encodes=FAST_TRIM_ENCODES,
+        )  # fmt: skip
 
 
 def _fast_budget(
     run: _Run, encoder: Encodes, widths: list[int], quality_min: int, quality_max: int
 ) -> None:
-    """Fit the budget at the predicted width, then one neighbour, then trade extra score."""
+    """Fit the budget at the predicted width, and at one neighbour if the quality hit an end."""
     assert run.budget is not None
     pivot = PIVOT_QUALITY.get(encoder.format, 50)
     probe_width = widths[min(len(widths) - 1, len(widths) // 2)]
@@ -209,16 +226,13 @@ def _fast_budget(
             index = i
             break
     known = {(probe_width, pivot): probe}
-    tried = [_fit_quality(run, encoder, widths[index], quality_min, quality_max, known)]
+    first = _fit_quality(run, encoder, widths[index], quality_min, quality_max, known)
     # A neighbour only when the quality hit an end of its range: at the floor the width is too
     # large for the budget, at the ceiling the budget could pay for more pixels.
-    if tried[0].quality == quality_min and index + 1 < len(widths):
-        tried.append(_fit_quality(run, encoder, widths[index + 1], quality_min, quality_max, known))
-    elif tried[0].quality == quality_max and index > 0:
-        tried.append(_fit_quality(run, encoder, widths[index - 1], quality_min, quality_max, known))
-    best = max(tried, key=lambda c: _rank(c, run))
-    if best.score >= run.target + TARGET_SLACK:
-        _toward_target(run, encoder, best.width, best.quality, quality_min, best.quality)
+    if first.quality == quality_min and index + 1 < len(widths):
+        _fit_quality(run, encoder, widths[index + 1], quality_min, quality_max, known)
+    elif first.quality == quality_max and index > 0:
+        _fit_quality(run, encoder, widths[index - 1], quality_min, quality_max, known)
 
 
 def _fit_quality(
@@ -277,13 +291,31 @@ def _next_quality(
 
 
 def _toward_target(
-    run: _Run, encoder: Encodes, width: int, start: int, quality_min: int, quality_max: int
+    run: _Run,
+    encoder: Encodes,
+    width: int,
+    start: int,
+    quality_min: int,
+    quality_max: int,
+    *,
+    seed: Candidate | None = None,
+    encodes: int = FAST_TARGET_ENCODES,
 ) -> None:
-    """The lowest quality at `width` that reaches the target (and fits), by a secant on score."""
+    """The lowest quality at `width` that reaches the target (and fits), by a secant on score.
+
+    `seed` is a candidate already scored at this width, which the secant starts from
+    instead of encoding `start`.
+    """
     low: Candidate | None = None  # highest quality known to miss the target
     high: Candidate | None = None  # lowest quality known to reach it
+    if seed is not None:
+        high = seed if seed.score >= run.target and run.fits(len(seed.data)) else None
+        low = None if high is not None else seed
+        start = round(seed.quality + (run.target - seed.score) / SCORE_SLOPE)
     quality = _clamp(start, quality_min, quality_max)
-    for _ in range(FAST_TARGET_ENCODES):
+    for _ in range(encodes):
+        if (high and quality >= high.quality) or (low and quality <= low.quality):
+            break
         data = run.encode(encoder, width, quality)
         found = run.candidate(encoder, quality, data)
         if found.score >= run.target and run.fits(len(data)):
@@ -304,8 +336,6 @@ def _toward_target(
             quality = _clamp(
                 point.quality + (run.target - point.score) / SCORE_SLOPE, quality_min, quality_max
             )
-            if quality == point.quality:
-                break
 
 
 def _shrink_until_fits(run: _Run, encoder: Encodes, quality_min: int) -> None:
