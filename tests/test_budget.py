@@ -14,6 +14,7 @@ from pixfit.budget import MAX_ENCODES_PER_SIZE, fit_budget
 from pixfit.formats import Encoder
 from pixfit.profiles import DEFAULT_PROFILES, NetworkClass
 from pixfit.registry import ImageFormat
+from pixfit.search import MAX_SEARCHED_PIXELS, budget_edge, start_quality
 from tests.conftest import decoded, decoded_output, photo
 
 CLASSES = [NetworkClass.SLOW_2G, NetworkClass.TWO_G, NetworkClass.THREE_G, NetworkClass.FOUR_G]
@@ -211,3 +212,18 @@ def test_no_budget_encodes_once_at_the_ceiling(detailed: pyvips.Image, encoder: 
 
     assert (searched.best.quality, searched.budget_met, searched.encodes) == (QUALITY_MAX, None, 1)
     assert (searched.best.width, searched.best.height) == (detailed.width, detailed.height)
+
+
+def test_a_budget_bounds_the_display_size(photo_jpeg: bytes) -> None:
+    rendered = pixfit.render(photo_jpeg, {"bw": "slow-2g"})
+    assert rendered.width <= budget_edge(12_000, 2400, 1600) < 2400
+    assert rendered.budget_met is True
+
+
+def test_a_display_too_large_to_search_is_encoded_once_at_the_calibrated_quality() -> None:
+    large = bytes(photo(3000, 2000, seed=3).jpegsave_buffer(Q=90))  # 6 MP, over the bound
+    assert MAX_SEARCHED_PIXELS < 3000 * 2000
+    rendered = pixfit.render(large, {"bw": "wifi", "format": "jpeg"})
+    assert (rendered.width, rendered.height) == (3000, 2000)
+    assert rendered.quality == start_quality(ImageFormat.JPEG, 85)
+    assert rendered.score is None

@@ -8,7 +8,7 @@ import pyvips
 from pixfit.formats import Encoder
 from pixfit.perceptual import Reference
 from pixfit.registry import ImageFormat
-from pixfit.search import choose
+from pixfit.search import MIN_BYTES_PER_PIXEL, budget_edge, choose, start_quality
 
 WIDTH, HEIGHT = 480, 300
 ENCODERS = [Encoder(ImageFormat.AVIF, palette=True), Encoder(ImageFormat.WEBP, palette=True)]
@@ -92,3 +92,23 @@ def test_the_image_is_never_enlarged(photo: pyvips.Image) -> None:
     choice = choose(photo, ENCODERS, budget=None, target=100, exhaustive=False)
     assert choice.best.width <= WIDTH and choice.best.height <= HEIGHT
     assert not choice.target_met
+
+
+@pytest.mark.parametrize(
+    ("budget", "width", "height", "edge"),
+    [(12_000, 1280, 800, 1549), (100_000, 5120, 2880, 4714), (12_000, 800, 1280, 1549)],
+)
+def test_a_budget_bounds_the_display_edge(budget: int, width: int, height: int, edge: int) -> None:
+    assert budget_edge(budget, width, height) == edge
+    kept = edge * edge * min(width, height) / max(width, height)
+    assert kept * MIN_BYTES_PER_PIXEL <= budget * 1.001
+
+
+@pytest.mark.parametrize(
+    ("format", "target", "quality"),
+    [(ImageFormat.AVIF, 85, 79), (ImageFormat.JPEG, 85, 87), (ImageFormat.AVIF, 70, 54)],
+)
+def test_start_quality_follows_the_calibration(
+    format: ImageFormat, target: float, quality: int
+) -> None:
+    assert start_quality(format, target) == quality

@@ -21,7 +21,7 @@ from pixfit.pipeline import Job, decode, inspect
 from pixfit.planner import Plan, choose_outputs, plan
 from pixfit.profiles import NetworkClass
 from pixfit.registry import FORMATS, ImageFormat
-from pixfit.search import choose
+from pixfit.search import MAX_SEARCHED_PIXELS, budget_edge, choose, start_quality
 
 __all__ = [
     "Rendered",
@@ -91,8 +91,13 @@ def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
             data, FORMATS[info.format].media_type, info.width, info.height, plan.network,
             None, None, None, Timings(0.0, 0.0),
         )  # fmt: skip
+    caps = plan.caps
+    if plan.budget is not None and plan.target is not None:
+        # No display wider than the budget can pay for: it would only cost decode time.
+        edge = budget_edge(plan.budget, info.width, info.height)
+        caps = replace(caps, max_edge=min(edge, caps.max_edge or edge))
     geometry = resolve(
-        info.width, info.height, plan.box_width, plan.box_height, plan.fit, plan.caps,
+        info.width, info.height, plan.box_width, plan.box_height, plan.fit, caps,
         enlarge=plan.enlarge,
     )  # fmt: skip
     outputs = choose_outputs(plan, info.format, info.has_alpha)
@@ -134,15 +139,28 @@ def _encode(
 ) -> _Chosen:
     """The encode to send: searched for the plan's target, or at its pinned quality."""
     encoders = [Encoder(f, palette=plan.palette, progressive=plan.progressive) for f in outputs]
-    if plan.target is None or outputs == (ImageFormat.PNG,):
-        # A pinned quality (or a lossless format) leaves only the size to fit the budget.
-        fitted = fit_budget(
-            image, encoders[0], plan.quality_max, plan.quality_min, plan.budget, deadline=deadline
-        )
-        best = fitted.best
-        return _Chosen(
-            best.data, outputs[0], best.quality, best.width, best.height, fitted.budget_met, None
-        )
+    quality_max, quality_min = plan.quality_max, plan.quality_min
+    huge = image.width * image.height > MAX_SEARCHED_PIXELS and not plan.exhaustive
+    if plan.target is not None and huge:
+        # Too large to search: one encode at the quality that reaches the target on average.
+        start = start_quality(outputs[0], plan.target)
+        quality_max = max(quality_min, min(quality_max, start))
+    elif plan.target is not None and outputs != (ImageFormat.PNG,):
+        return _searched(image, plan, encoders, deadline)
+    # A pinned quality, a lossless format or a huge display: only the size is left to fit
+    # the budget.
+    fitted = fit_budget(
+        image, encoders[0], quality_max, quality_min, plan.budget, deadline=deadline
+    )
+    best = fitted.best
+    return _Chosen(
+        best.data, outputs[0], best.quality, best.width, best.height, fitted.budget_met, None
+    )
+
+
+def _searched(image: pyvips.Image, plan: Plan, encoders: list[Encoder], deadline: float) -> _Chosen:
+    """The joint search's pick for the plan's target and budget."""
+    assert plan.target is not None
     choice = choose(
         image, encoders, budget=plan.budget, target=plan.target,
         quality_min=plan.quality_min, quality_max=plan.quality_max,

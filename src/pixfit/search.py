@@ -27,10 +27,13 @@ from pixfit.perceptual import Reference
 from pixfit.registry import ImageFormat
 
 __all__ = [
+    "MAX_SEARCHED_PIXELS",
     "Candidate",
     "Choice",
+    "budget_edge",
     "choose",
     "ladder",
+    "start_quality",
 ]
 
 # Bytes grow about as pixels^0.7 at a fixed quality (fit over 540 encodes of 6 photos).
@@ -52,6 +55,13 @@ PIVOT_QUALITY = {ImageFormat.AVIF: 45, ImageFormat.WEBP: 50, ImageFormat.JPEG: 5
 START_QUALITY = {ImageFormat.AVIF: 79, ImageFormat.WEBP: 91, ImageFormat.JPEG: 87}
 DEFAULT_START_QUALITY = 85
 START_SCORE = 85
+# Displays larger than this (a 2880x1800 laptop screen) are not searched: each scored step
+# would cost over half a second there. They are encoded once at start_quality().
+MAX_SEARCHED_PIXELS = 5_300_000
+# Below this many bytes per pixel no format holds a photo together, so a budget bounds the
+# display size too: 12 KB pays for 1.5 MP, 100 KB for 12.5 MP. The smoothest bench photo
+# won at 0.011 bytes per pixel (1280x800 AVIF for 12 KB); the rest at far more.
+MIN_BYTES_PER_PIXEL = 0.008
 # Narrowest width worth sending (unless the image itself is narrower).
 MIN_WIDTH = 320
 # Ladder steps: a width is this fraction of the next wider one.
@@ -183,6 +193,19 @@ def choose(
     )
 
 
+def start_quality(format: ImageFormat, target: float) -> int:
+    """The quality that reached `target` on average for `format` on the calibration photos."""
+    anchor = START_QUALITY.get(format, DEFAULT_START_QUALITY)
+    slope = SCORE_SLOPE.get(format, DEFAULT_SCORE_SLOPE)
+    return round(anchor + (target - START_SCORE) / slope)
+
+
+def budget_edge(budget: int, width: int, height: int) -> int:
+    """The longest edge a `width` x `height` image may keep so that `budget` still pays for it."""
+    pixels = budget / MIN_BYTES_PER_PIXEL
+    return max(1, math.floor(math.sqrt(pixels * max(width, height) / min(width, height))))
+
+
 def ladder(width: int, step: float) -> list[int]:
     """Widths from `width` down by `step` to MIN_WIDTH (just `width` if it is narrower)."""
     widths = [width]
@@ -198,9 +221,8 @@ def _fast(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max:
     widths = ladder(run.image.width, FAST_STEP)
     if run.budget is None:
         encoder = encoders[0]
-        anchor = START_QUALITY.get(encoder.format, DEFAULT_START_QUALITY)
-        start = anchor + (run.target - START_SCORE) / _score_slope(encoder)
-        _toward_target(run, encoder, widths[0], round(start), quality_min, quality_max)
+        start = start_quality(encoder.format, run.target)
+        _toward_target(run, encoder, widths[0], start, quality_min, quality_max)
         return
     # A second format only where bytes are scarce: WebP beat AVIF effort 0 under 12-25 KB.
     scarce = run.budget < run.image.width * run.image.height * SCARCE_BYTES_PER_PIXEL
