@@ -13,6 +13,7 @@ import pyvips
 
 import pixfit
 from pixfit.errors import CorruptImage, TooLarge, UnsupportedImage
+from pixfit.perceptual import Reference
 from pixfit.pipeline import SourceInfo, jpeg_shrink
 from pixfit.registry import ImageFormat
 from tests.conftest import (
@@ -578,16 +579,16 @@ def test_max_output_edge_caps_every_render(
 @pytest.mark.parametrize(
     ("source", "target", "shrink"),
     [
-        ((5120, 2880), (800, 450), 4),  # 6.4x: 1/4 covers 800 px, 1/8 would not
-        ((5120, 2880), (640, 360), 8),
-        ((5120, 2880), (300, 300), 8),  # a cover crop: the short side decides
+        ((5120, 2880), (800, 450), 2),  # 6.4x: 1/2 leaves 3.2x to resize, 1/4 only 1.6x
+        ((5120, 2880), (640, 360), 4),  # 8x: 1/4 leaves exactly 2x
+        ((5120, 2880), (300, 300), 4),  # a cover crop: the short side decides
         ((5120, 2880), (1000, 2880), 1),
-        ((2560, 1600), (1280, 800), 2),  # exactly 2x
-        ((2560, 1600), (1281, 801), 1),
+        ((2560, 1600), (1280, 800), 1),  # exactly 2x: the resize does it all
+        ((2560, 1600), (640, 400), 2),
         ((100, 100), (200, 200), 1),  # enlarging
     ],
 )
-def test_jpeg_shrink_is_the_largest_factor_that_covers_the_target(
+def test_jpeg_shrink_leaves_the_resize_a_factor_of_two(
     source: tuple[int, int], target: tuple[int, int], shrink: int
 ) -> None:
     info = SourceInfo(ImageFormat.JPEG, *source, has_alpha=False)
@@ -596,9 +597,17 @@ def test_jpeg_shrink_is_the_largest_factor_that_covers_the_target(
 
 def test_shrink_on_load_looks_like_a_full_decode() -> None:
     source = bytes(photo(1600, 1000).jpegsave_buffer(Q=90))
-    rendered = decoded_output(pixfit.render(source, {"w": 400, "q": 100}))  # decoded at 1/4
+    rendered = decoded_output(pixfit.render(source, {"w": 400, "q": 100}))  # decoded at 1/2
     reference = pyvips.Image.thumbnail_buffer(source, 400, size="force", height=250)
     assert (rendered.width, rendered.height) == (reference.width, reference.height)
     difference = rendered.cast("float") - reference.cast("float")
     mean_square = (difference * difference).avg()
     assert 10 * math.log10(255**2 / mean_square) > 35  # dB PSNR: the same picture
+
+
+def test_a_display_size_decode_scores_as_libvips_thumbnail_does() -> None:
+    # 2x down: a decoder-only shrink here lost up to 17 SSIMULACRA2 points before any encode.
+    source = bytes(photo(2560, 1600, seed=4).jpegsave_buffer(Q=95))
+    rendered = pixfit.render(source, {"screen": "1280x800", "format": "png"})
+    reference = pyvips.Image.thumbnail_buffer(source, 1280, height=800).copy_memory()
+    assert Reference.of(reference).score(decoded_output(rendered)) > 97
