@@ -59,9 +59,11 @@ START_SCORE = 85
 # would cost over half a second there. They are encoded once at start_quality().
 MAX_SEARCHED_PIXELS = 5_300_000
 # Below this many bytes per pixel no format holds a photo together, so a budget bounds the
-# display size too: 12 KB pays for 1.5 MP, 100 KB for 12.5 MP. The smoothest bench photo
-# won at 0.011 bytes per pixel (1280x800 AVIF for 12 KB); the rest at far more.
-MIN_BYTES_PER_PIXEL = 0.008
+# display size too: 12 KB pays for 0.6 MP, 100 KB for 5 MP. The brute force's winners on the
+# bench photos used 0.012-0.1 bytes per pixel (a smooth 1280x800 sky at 12 KB is the low
+# end, and a width that gives fewer bytes per pixel never won); at 0.008 an 8000x6000
+# source asked for at 3g was searched at 10 MP and took 188 MiB.
+MIN_BYTES_PER_PIXEL = 0.02
 # Narrowest width worth sending (unless the image itself is narrower).
 MIN_WIDTH = 320
 # Ladder steps: a width is this fraction of the next wider one.
