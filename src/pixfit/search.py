@@ -78,6 +78,14 @@ FAST_TRIM_ENCODES = 2
 # Below this many bytes per display pixel a second format is tried in fast mode: WebP beat
 # AVIF effort 0 under 12-25 KB at 1280x800 (0.01-0.02), and cost the same search again.
 SCARCE_BYTES_PER_PIXEL = 0.03
+# Without a budget the climb stops this many quality steps above the calibrated start. Where
+# the proxy reads a photo low, climbing on bought a point or two for 2-5x the bytes: JPEG
+# went to q94-95 (past libjpeg's switch to full-resolution chroma at q90) and sent 1.2-5.7x
+# the bytes of q85 on 8 wallpapers; AVIF went to q94-95 on two busy ones (600-680 KB).
+UNBUDGETED_HEADROOM = 4
+# JPEG stays under q90, where libjpeg stops subsampling chroma and the bytes nearly double
+# for a point or two.
+UNBUDGETED_CEILING = {ImageFormat.JPEG: 89}
 # Score points fast mode aims above the target (see `choose`). Without a budget every point
 # costs bytes on the largest responses: there the per-format corrections alone landed AVIF
 # picks at a mean of 84.8 for a target of 85 (12 wallpapers, reference SSIMULACRA2), and 2.5
@@ -234,7 +242,9 @@ def _fast(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max:
     if run.budget is None:
         encoder = encoders[0]
         start = start_quality(encoder.format, run.target)
-        _toward_target(run, encoder, widths[0], start, quality_min, quality_max)
+        top = min(quality_max, UNBUDGETED_CEILING.get(encoder.format, quality_max))
+        ceiling = max(quality_min, min(top, start + UNBUDGETED_HEADROOM))
+        _toward_target(run, encoder, widths[0], start, quality_min, ceiling)
         return
     # A second format only where bytes are scarce: WebP beat AVIF effort 0 under 12-25 KB.
     scarce = run.budget < run.image.width * run.image.height * SCARCE_BYTES_PER_PIXEL
