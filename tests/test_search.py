@@ -10,8 +10,8 @@ from pixfit.perceptual import Reference
 from pixfit.registry import ImageFormat
 from pixfit.search import (
     FAST_UNBUDGETED_MARGIN,
+    HEADROOM,
     MIN_BYTES_PER_PIXEL,
-    UNBUDGETED_HEADROOM,
     budget_edge,
     choose,
     start_quality,
@@ -84,7 +84,7 @@ def test_without_a_budget_fast_mode_climbs_only_within_its_calibrated_window(
     # points, the climb stops at the window's top (the calibrated start plus the headroom).
     noisy = choose(photo, ENCODERS, budget=None, target=75)
     aim = 75 + FAST_UNBUDGETED_MARGIN
-    assert noisy.best.quality == start_quality(ImageFormat.AVIF, aim) + UNBUDGETED_HEADROOM
+    assert noisy.best.quality == start_quality(ImageFormat.AVIF, aim) + HEADROOM
     assert not noisy.target_met
 
 

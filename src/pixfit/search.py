@@ -78,14 +78,15 @@ FAST_TRIM_ENCODES = 2
 # Below this many bytes per display pixel a second format is tried in fast mode: WebP beat
 # AVIF effort 0 under 12-25 KB at 1280x800 (0.01-0.02), and cost the same search again.
 SCARCE_BYTES_PER_PIXEL = 0.03
-# Without a budget the climb stops this many quality steps above the calibrated start. Where
-# the proxy reads a photo low, climbing on bought a point or two for 2-5x the bytes: JPEG
-# went to q94-95 (past libjpeg's switch to full-resolution chroma at q90) and sent 1.2-5.7x
-# the bytes of q85 on 8 wallpapers; AVIF went to q94-95 on two busy ones (600-680 KB).
-UNBUDGETED_HEADROOM = 4
+# Fast mode spends at most this many quality steps above the calibrated start for its aim.
+# Where the proxy reads a photo low, climbing on bought a point or two for 2-5x the bytes:
+# without a budget JPEG went to q94-95 (past libjpeg's switch to full-resolution chroma at
+# q90) and sent 1.2-5.7x the bytes of q85 on 8 wallpapers; AVIF went to q94-95 on two busy
+# ones (600-680 KB).
+HEADROOM = 4
 # JPEG stays under q90, where libjpeg stops subsampling chroma and the bytes nearly double
 # for a point or two.
-UNBUDGETED_CEILING = {ImageFormat.JPEG: 89}
+QUALITY_CEILING = {ImageFormat.JPEG: 89}
 # Score points fast mode aims above the target (see `choose`). Without a budget every point
 # costs bytes on the largest responses: there the per-format corrections alone landed AVIF
 # picks at a mean of 84.8 for a target of 85 (12 wallpapers, reference SSIMULACRA2), and 2.5
@@ -242,14 +243,14 @@ def _fast(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max:
     if run.budget is None:
         encoder = encoders[0]
         start = start_quality(encoder.format, run.target)
-        top = min(quality_max, UNBUDGETED_CEILING.get(encoder.format, quality_max))
-        ceiling = max(quality_min, min(top, start + UNBUDGETED_HEADROOM))
+        ceiling = _window_top(encoder, run.target, quality_min, quality_max)
         _toward_target(run, encoder, widths[0], start, quality_min, ceiling)
         return
     # A second format only where bytes are scarce: WebP beat AVIF effort 0 under 12-25 KB.
     scarce = run.budget < run.image.width * run.image.height * SCARCE_BYTES_PER_PIXEL
     for encoder in encoders[: 2 if scarce else 1]:
-        _fast_budget(run, encoder, widths, quality_min, quality_max)
+        ceiling = _window_top(encoder, run.target, quality_min, quality_max)
+        _fast_budget(run, encoder, widths, quality_min, ceiling)
     # Then, once, for the winner only: no byte more than the target needs.
     best = run.best
     if best is not None and run.fits(len(best.data)) and best.score >= run.target + TARGET_SLACK:
@@ -400,6 +401,16 @@ def _shrink_until_fits(run: _Run, encoder: Encodes, quality_min: int) -> None:
     ).best
     run.encodes += 1
     run.candidate(encoder, fitted.quality, fitted.data)
+
+
+def _window_top(encoder: Encodes, aim: float, quality_min: int, quality_max: int) -> int:
+    """The highest quality fast mode spends on `aim`: the calibrated start plus the headroom.
+
+    The same bound for every class, so a faster class (a higher target) never gets fewer
+    bytes than a slower one because the slower one's budget let it climb further.
+    """
+    top = min(quality_max, QUALITY_CEILING.get(encoder.format, quality_max))
+    return max(quality_min, min(top, start_quality(encoder.format, aim) + HEADROOM))
 
 
 def _score_slope(encoder: Encodes) -> float:
