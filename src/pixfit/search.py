@@ -64,6 +64,11 @@ MAX_SEARCHED_PIXELS = 5_300_000
 # end, and a width that gives fewer bytes per pixel never won); at 0.008 an 8000x6000
 # source asked for at 3g was searched at 10 MP and took 188 MiB.
 MIN_BYTES_PER_PIXEL = 0.02
+# ...but never below a 1280x1024 screen. Bounding 1280x800 to 979 px for 12 KB made slow-2g
+# worse on the bench (mean gap 6.2 -> 12.0): the proxy misreads narrow candidates scaled
+# back up (a 979 px WebP read 57, the reference 14), and the brute force's best for 12 KB
+# was 960 px or wider on 3 of 8 photos. Narrower widths stay on the ladder below it.
+MIN_BOUNDED_PIXELS = 1280 * 1024
 # Narrowest width worth sending (unless the image itself is narrower).
 MIN_WIDTH = 320
 # Ladder steps: a width is this fraction of the next wider one.
@@ -78,15 +83,17 @@ FAST_TRIM_ENCODES = 2
 # Below this many bytes per display pixel a second format is tried in fast mode: WebP beat
 # AVIF effort 0 under 12-25 KB at 1280x800 (0.01-0.02), and cost the same search again.
 SCARCE_BYTES_PER_PIXEL = 0.03
-# Fast mode spends at most this many quality steps above the calibrated start for its aim.
-# Where the proxy reads a photo low, climbing on bought a point or two for 2-5x the bytes:
-# without a budget JPEG went to q94-95 (past libjpeg's switch to full-resolution chroma at
-# q90) and sent 1.2-5.7x the bytes of q85 on 8 wallpapers; AVIF went to q94-95 on two busy
-# ones (600-680 KB).
+# Without a budget, fast mode climbs at most this many quality steps above the calibrated
+# start for its aim. Where the proxy reads a photo low, climbing on bought a point or two
+# for 2-5x the bytes: JPEG went to q94-95 and sent 1.2-5.7x the bytes of q85 on 8
+# wallpapers; AVIF went to q94-95 on two busy ones (600-680 KB). The same window under a
+# budget cost slow-2g 6 points of gap on the bench (its aims start at AVIF q25).
 HEADROOM = 4
-# JPEG stays under q90, where libjpeg stops subsampling chroma and the bytes nearly double
-# for a point or two.
-QUALITY_CEILING = {ImageFormat.JPEG: 89}
+# The highest quality fast mode uses, with or without a budget: the top of the unbudgeted
+# window for the default wifi target, so that a budget never buys a slower class more
+# quality than wifi gets. JPEG also stays under q90, where libjpeg stops subsampling chroma
+# and the bytes nearly double for a point or two.
+QUALITY_CEILING = {ImageFormat.AVIF: 85, ImageFormat.JPEG: 89}
 # Score points fast mode aims above the target (see `choose`). Without a budget every point
 # costs bytes on the largest responses: there the per-format corrections alone landed AVIF
 # picks at a mean of 84.8 for a target of 85 (12 wallpapers, reference SSIMULACRA2), and 2.5
@@ -223,7 +230,7 @@ def start_quality(format: ImageFormat, target: float) -> int:
 
 def budget_edge(budget: int, width: int, height: int) -> int:
     """The longest edge a `width` x `height` image may keep so that `budget` still pays for it."""
-    pixels = budget / MIN_BYTES_PER_PIXEL
+    pixels = max(budget / MIN_BYTES_PER_PIXEL, MIN_BOUNDED_PIXELS)
     return max(1, math.floor(math.sqrt(pixels * max(width, height) / min(width, height))))
 
 
@@ -249,8 +256,8 @@ def _fast(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max:
     # A second format only where bytes are scarce: WebP beat AVIF effort 0 under 12-25 KB.
     scarce = run.budget < run.image.width * run.image.height * SCARCE_BYTES_PER_PIXEL
     for encoder in encoders[: 2 if scarce else 1]:
-        ceiling = _window_top(encoder, run.target, quality_min, quality_max)
-        _fast_budget(run, encoder, widths, quality_min, ceiling)
+        ceiling = min(quality_max, QUALITY_CEILING.get(encoder.format, quality_max))
+        _fast_budget(run, encoder, widths, quality_min, max(quality_min, ceiling))
     # Then, once, for the winner only: no byte more than the target needs.
     best = run.best
     if best is not None and run.fits(len(best.data)) and best.score >= run.target + TARGET_SLACK:
@@ -404,11 +411,8 @@ def _shrink_until_fits(run: _Run, encoder: Encodes, quality_min: int) -> None:
 
 
 def _window_top(encoder: Encodes, aim: float, quality_min: int, quality_max: int) -> int:
-    """The highest quality fast mode spends on `aim`: the calibrated start plus the headroom.
-
-    The same bound for every class, so a faster class (a higher target) never gets fewer
-    bytes than a slower one because the slower one's budget let it climb further.
-    """
+    """The highest quality fast mode spends on `aim` without a budget: the calibrated start
+    plus the headroom, and never past the format's ceiling."""
     top = min(quality_max, QUALITY_CEILING.get(encoder.format, quality_max))
     return max(quality_min, min(top, start_quality(encoder.format, aim) + HEADROOM))
 
