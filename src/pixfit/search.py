@@ -64,10 +64,10 @@ MAX_SEARCHED_PIXELS = 5_300_000
 # end, and a width that gives fewer bytes per pixel never won); at 0.008 an 8000x6000
 # source asked for at 3g was searched at 10 MP and took 188 MiB.
 MIN_BYTES_PER_PIXEL = 0.02
-# ...but never below a 1280x1024 screen. Bounding 1280x800 to 979 px for 12 KB made slow-2g
-# worse on the bench (mean gap 6.2 -> 12.0): the proxy misreads narrow candidates scaled
-# back up (a 979 px WebP read 57, the reference 14), and the brute force's best for 12 KB
-# was 960 px or wider on 3 of 8 photos. Narrower widths stay on the ladder below it.
+# ...but never below a 1280x1024 screen: the bound is for huge sources, and the ladder still
+# goes narrower where the search finds it better. For 12 KB the brute force's best was 960 px
+# or wider on 3 of 8 bench photos, and the proxy misreads narrow candidates scaled back up
+# (a 979 px WebP read 57, the reference 14), so the search should see the full width.
 MIN_BOUNDED_PIXELS = 1280 * 1024
 # Narrowest width worth sending (unless the image itself is narrower).
 MIN_WIDTH = 320
