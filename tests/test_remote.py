@@ -304,6 +304,7 @@ def test_is_public_address(address: str, public: bool) -> None:
         ("file:///etc/passwd", Forbidden),
         ("http://user@public.test:{port}/img.png", Forbidden),
         ("http://elsewhere.test:{port}/img.png", Forbidden),
+        ("http://bad..public.test/img.png", UpstreamError),  # the origin's fault: not a 400
     ],
 )
 def test_every_redirect_hop_is_checked_again(

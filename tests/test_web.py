@@ -416,6 +416,32 @@ def test_an_absolute_path_to_a_real_image_outside_the_root_is_refused(
         assert_problem(response, response.status_code, tree)
 
 
+@pytest.mark.parametrize(
+    "path",
+    [
+        "//etc/passwd",
+        "/images//etc/passwd",
+        "/images/%2fetc%2fpasswd",
+        "/images//photo.jpg",
+        "/images/sub//photo.jpg",
+        "/images/photo.jpg/",
+        "/images/photo.jpg//",
+        "/images/photo.jpg%2f",
+    ],
+)
+def test_doubled_encoded_and_trailing_slashes_are_404_problems_not_redirects(
+    client: FlaskClient, tree: Tree, path: str
+) -> None:
+    # werkzeug's defaults answer doubled slashes with an HTML 308 and let `a.jpg/` serve
+    # `a.jpg`; neither is a file name, so both are the contract's 404.
+    for query in ("", "?w=50"):
+        response = client.get(path + query)
+        assert_problem(response, 404, tree)
+        assert "Location" not in response.headers
+        assert "root:" not in response.get_data(as_text=True)
+    assert client.get("/images/photo.jpg?w=50").status_code == 200
+
+
 def test_symlink_out_of_the_root_is_403(client: FlaskClient, tree: Tree) -> None:
     assert_problem(client.get("/images/escape.jpg"), 403, tree)
     assert_problem(client.get("/images/linkdir/secret.jpg?w=50"), 403, tree)
@@ -731,6 +757,26 @@ def test_upstream_timeout_is_504(tree: Tree, upstream: Upstream) -> None:
     )
     url = upstream.url("/slow")
     assert_problem(fetch_url(client, url, w="100"), 504, tree, may_name=(url,))
+
+
+@pytest.mark.parametrize(
+    ("host", "shown"),
+    [
+        ("a" * 1000 + ".example.com", "a" * 60 + "... (1012 characters)"),
+        ("a" * 64 + ".example.com", "a" * 64 + ".example.com"),
+        ("a..example.com", "a..example.com"),
+        ("-a.example.com", "-a.example.com"),
+        ("a$b.example.com", "a$b.example.com"),
+    ],
+)
+def test_an_invalid_host_name_is_a_400_that_names_it(
+    tree: Tree, upstream: Upstream, dialled: list[str], host: str, shown: str
+) -> None:
+    client = url_app(tree, allowed_hosts=["*"])
+    url = f"http://{host}/img.jpg"
+    body = assert_problem(fetch_url(client, url, w="100"), 400, tree)
+    assert body["detail"] == f"Expected a valid host name for url but received {shown!r}"
+    assert dialled == [] and upstream.seen == []
 
 
 @pytest.mark.parametrize(

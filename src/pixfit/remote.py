@@ -26,6 +26,7 @@ from werkzeug.datastructures import ResponseCacheControl
 from werkzeug.http import parse_cache_control_header
 
 from pixfit.errors import (
+    BadOption,
     Forbidden,
     NotFound,
     PrivateAddress,
@@ -50,6 +51,14 @@ _IPV4_COMPATIBLE = ipaddress.IPv6Network("::/96")
 _NEVER_PUBLIC = (ipaddress.IPv6Network("2001::/32"), ipaddress.IPv6Network("64:ff9b:1::/48"))
 _IPV4_PART = re.compile(r"(0[xX][0-9a-fA-F]*)|(0[0-7]*)|([1-9][0-9]*)")
 _NUMERIC_LABEL = re.compile(r"[0-9]+|0[xX][0-9a-fA-F]*")
+# A DNS name as resolvers take it (RFC 1035 with RFC 1123's digits, and underscores, which
+# real hosts use): labels of 1-63 letters, digits, `-` or `_`, not starting or ending in
+# `-`, at most 253 characters. Anything else can only fail to resolve, as a slow 502.
+_HOST_NAME = re.compile(
+    r"(?=.{1,253}\Z)(?:[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*"
+    r"[a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?",
+    re.IGNORECASE,
+)
 
 
 def is_public_address(ip: IPAddress) -> bool:
@@ -240,6 +249,12 @@ class UrlSource:
             raise Forbidden(f"{where} contains credentials, which are not allowed")
         if not host:
             raise Forbidden(f"{where} has no host")
+        if literal is None and not _HOST_NAME.fullmatch(host):
+            # The client's own URL is a bad option; a redirect's is the origin's fault.
+            if url != origin:
+                raise UpstreamError(f"{where} leads to an invalid host name")
+            shown = host if len(host) <= 80 else f"{host[:60]}... ({len(host)} characters)"
+            raise BadOption(f"Expected a valid host name for url but received {shown!r}")
         name = str(literal) if literal is not None else host
         if not self._host_allowed(name):
             raise Forbidden(f"the host of {where} is not on the allowed list")

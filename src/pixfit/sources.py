@@ -106,14 +106,12 @@ class LocalSource:
         # (Windows separators), absolute paths and any `..` or `.` segment, however the
         # web layer decoded them. Then resolve symlinks and check the real path.
         parts = ref.split("/")
-        if (
-            not ref
-            or "\x00" in ref
-            or "\\" in ref
-            or ref.startswith("/")
-            or any(part in ("..", ".") for part in parts)
-        ):
+        if not ref or "\x00" in ref or "\\" in ref or any(part in ("..", ".") for part in parts):
             raise Forbidden("Expected a path inside the image root")
+        if "" in parts:
+            # Doubled, leading or trailing slashes: no file is named like that, and the
+            # resolver below would quietly merge them (`a.jpg/` would serve `a.jpg`).
+            raise NotFound("Expected a path without empty segments (doubled or trailing slashes)")
         joined = f"{self._root}/{ref}"
         if self._plain(parts):
             return joined  # no symlink on the way: the joined path is the real one

@@ -49,6 +49,8 @@ def create_app(config: Config | None = None, *, prefix: str | None = None) -> Fl
     configure()
     prefix = config.server.prefix if prefix is None else prefix
     app = Flask(__name__, static_folder=None)
+    # werkzeug answers `//x` with an HTML 308 to `/x`; pixfit's own routes say 404 instead.
+    app.url_map.merge_slashes = False
     app.register_blueprint(blueprint(config), url_prefix=prefix or None)
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
     app.add_url_rule("/metrics", "metrics", _metrics)
@@ -81,7 +83,11 @@ def blueprint(config: Config | None = None, *, service: ImageService | None = No
     pixfit.add_url_rule(
         "/", "index", lambda: from_url("") if "url" in request.args else _home(files)
     )
-    pixfit.add_url_rule("/<path:path>", "image", _image_route(service, SourceKind.PATH))
+    # merge_slashes=False: `/images//etc/passwd` and `/images/%2fetc%2fpasswd` reach the
+    # source, which refuses empty segments with a problem, not werkzeug's HTML redirect.
+    pixfit.add_url_rule(
+        "/<path:path>", "image", _image_route(service, SourceKind.PATH), merge_slashes=False
+    )
     pixfit.register_error_handler(PixfitError, _problem)
     pixfit.register_error_handler(HTTPException, _http_problem)
     pixfit.register_error_handler(Exception, _internal_error)
