@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from pixfit.batch import parse_variants
-from pixfit.config import Config
+from pixfit.batch import is_image, parse_variants
+from pixfit.config import SAMPLES_DIR, Config
 from pixfit.errors import BadOption
 
 VARIANTS = "w=100,200;format=webp,jpeg"
@@ -29,13 +29,9 @@ def pixfit(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def summary(stderr: str) -> dict[str, int]:
-    """The summary table's one row, by column name."""
-    lines = stderr.splitlines()
-    (names,) = [line.split("┃")[1:-1] for line in lines if line.count("┃") == 8]
-    (values,) = [line.split("│")[1:-1] for line in lines if line.count("│") == 8]
-    return {
-        name.strip(): int(value.replace(",", "")) for name, value in zip(names, values, strict=True)
-    }
+    """The summary table's rows, by name."""
+    rows = [line.split("│")[1:-1] for line in stderr.splitlines() if line.count("│") == 3]
+    return {name.strip(): int(value.replace(",", "")) for name, value in rows}
 
 
 def outputs(folder: Path) -> dict[str, int]:
@@ -68,17 +64,64 @@ def test_renders_every_variant_and_reports_bad_files(src: Path, tmp_path: Path) 
     assert (image.width, image.height, image.get("vips-loader")) == (200, 150, "webpload")
     image = pyvips.Image.new_from_file(str(out / "sub" / "portrait" / "format-jpeg_w-100.jpg"))
     assert (image.width, image.height, image.get("vips-loader")) == (100, 133, "jpegload")
-    # One line per bad file, however many variants failed.
+    # One line per bad file, however many variants failed; the text file is no failure.
     errors = [line for line in result.stderr.splitlines() if line.startswith("pixfit: ")]
     assert len(errors) == 2, result.stderr
-    assert f"{src / 'broken.jpg'}: corrupt image: " in errors[0] + errors[1]
-    assert f"{src / 'notes.txt'}: unsupported image: " in errors[0] + errors[1]
+    assert errors[0] == "pixfit: not images, left alone: notes.txt"
+    assert errors[1].startswith(f"pixfit: {src / 'broken.jpg'}: corrupt image: ")
     assert "Traceback" not in result.stderr
+    images = [path for path in src.rglob("*") if path.is_file() and path.suffix != ".txt"]
     assert summary(result.stderr) == {
-        "files": 5, "variants": 4, "rendered": 12, "skipped": 0, "failed": 8,
-        "bytes in": sum(path.stat().st_size for path in src.rglob("*") if path.is_file()),
+        "files": 4, "not images": 1, "variants": 4, "rendered": 12, "skipped": 0, "failed": 4,
+        "bytes in": sum(path.stat().st_size for path in images),
         "bytes out": sum((out / name).stat().st_size for name in outputs(out)),
     }  # fmt: skip
+
+
+def test_the_bundled_samples_batch_cleanly(tmp_path: Path) -> None:
+    # The samples folder ships its licence texts beside the images: they are not failures.
+    out = tmp_path / "out"
+    result = pixfit("batch", str(SAMPLES_DIR), str(out), "--variants", "w=64;format=webp,jpeg")
+    assert result.returncode == 0, result.stderr
+    counts = summary(result.stderr)
+    assert (counts["files"], counts["not images"], counts["failed"]) == (4, 3, 0), counts
+    assert counts["rendered"] == 8
+    assert "pixfit: not images, left alone: GPL-2.txt, LGPL-3.txt, LICENSE.md" in result.stderr
+    for name in ("alpha", "landscape", "portrait", "wide"):
+        image = pyvips.Image.new_from_file(str(out / name / "format-webp_w-64.webp"))
+        assert (image.width, image.get("vips-loader")) == (64, "webpload")
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "image"),
+    [
+        ("notes.txt", b"plain text", False),
+        ("LICENSE", b"MIT License", False),
+        ("photo.heic", b"\0\0\0\x18ftypheic", False),  # an image, but not one pixfit reads
+        ("photo.JPG", b"not really", True),  # the name claims it: a failure if it fails
+        ("no-suffix", b"\x89PNG\r\n\x1a\n....", True),  # the bytes claim it
+        ("pic.avif", b"\0\0\0\x1cftypavif", True),
+    ],
+)
+def test_is_image_by_name_or_bytes(tmp_path: Path, name: str, content: bytes, image: bool) -> None:
+    path = tmp_path / name
+    path.write_bytes(content)
+    assert is_image(path) is image
+
+
+def test_a_file_named_as_an_image_that_is_not_one_fails(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "fake.png").write_text("not a png")
+    result = pixfit("batch", str(src), str(tmp_path / "out"), "--w", "10")
+    assert result.returncode == 1
+    assert f"{src / 'fake.png'}: unsupported image: " in result.stderr
+    assert summary(result.stderr)["failed"] == 1 and summary(result.stderr)["not images"] == 0
+
+
+def test_help_says_what_is_left_alone() -> None:
+    result = pixfit("batch", "--help")
+    assert '"not images"' in result.stdout and "LICENSE.md" in result.stdout
 
 
 def test_second_run_skips_and_force_renders_again(src: Path, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 import argparse
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -114,3 +115,127 @@ def test_flags_come_back_as_query_options() -> None:
     assert parse_options(given) == Options(
         width=300, max_bytes=900, format=OutputFormat.JPEG, network=NetworkClass.TWO_G
     )
+
+
+@pytest.mark.parametrize(
+    ("name", "loader"),
+    [("out.webp", "webpload"), ("out.avif", "heifload"), ("out.png", "pngload"),
+     ("out.JPEG", "jpegload")],
+)  # fmt: skip
+def test_the_output_name_chooses_the_format(tmp_path: Path, name: str, loader: str) -> None:
+    out = tmp_path / name
+    result = pixfit("render", str(LANDSCAPE), "-o", str(out), "--w", "200")
+    assert result.returncode == 0, result.stderr
+    image = pyvips.Image.new_from_file(str(out))
+    assert (image.width, image.get("vips-loader")) == (200, loader)
+
+
+def test_an_option_less_render_to_another_format_converts(tmp_path: Path) -> None:
+    # The issue's first trap: this used to write JPEG bytes under the .webp name.
+    out = tmp_path / "photo.webp"
+    result = pixfit("render", str(LANDSCAPE), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    image = pyvips.Image.new_from_file(str(out))
+    assert (image.width, image.height, image.get("vips-loader")) == (1600, 1000, "webpload")
+    assert b"image/webp" in result.stderr
+
+
+def test_an_option_less_render_to_the_same_format_copies_and_says_original(
+    tmp_path: Path,
+) -> None:
+    out = tmp_path / "copy.jpg"
+    result = pixfit("render", str(LANDSCAPE), "-o", str(out))
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes() == LANDSCAPE.read_bytes()
+    assert b"quality original" in result.stderr and b"None" not in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("name", "args", "message"),
+    [
+        ("x.jpg", ["--format", "webp"], b"Expected --format jpeg for "),
+        ("x.webp", ["--f", "jpg"], b"Expected --format webp for "),
+        # auto without an Accept gives JPEG: refused after the render, before any write.
+        ("x.webp", ["--format", "auto"], b"Expected WebP for "),
+        ("x.gif", ["--w", "100"], b"pixfit reads GIF but does not write it"),
+    ],
+)
+def test_a_name_that_contradicts_the_format_is_an_error_naming_both(
+    tmp_path: Path, name: str, args: list[str], message: bytes
+) -> None:
+    out = tmp_path / name
+    result = pixfit("render", str(LANDSCAPE), "-o", str(out), *args)
+    assert result.returncode == 1
+    assert message in result.stderr and out.name.encode() in result.stderr, result.stderr
+    assert len(result.stderr.splitlines()) == 1
+    assert not out.exists()
+
+
+def test_stdout_keeps_negotiating() -> None:
+    webp = pixfit("render", str(LANDSCAPE), "-o", "-", "--w", "120", "--accept", "image/webp")
+    assert webp.returncode == 0, webp.stderr
+    assert pyvips.Image.new_from_buffer(webp.stdout, "").get("vips-loader") == "webpload_buffer"
+    plain = pixfit("render", str(LANDSCAPE), "-o", "-", "--w", "120")
+    assert pyvips.Image.new_from_buffer(plain.stdout, "").get("vips-loader") == "jpegload_buffer"
+
+
+def test_missing_output_folders_are_made(tmp_path: Path) -> None:
+    out = tmp_path / "new" / "deeper" / "out.jpg"
+    result = pixfit("render", str(LANDSCAPE), "-o", str(out), "--w", "50")
+    assert result.returncode == 0, result.stderr
+    assert pyvips.Image.new_from_file(str(out)).width == 50
+
+
+def bad_path_commands(tmp: Path) -> list[list[str]]:
+    """Every command that takes a path, each with a path that cannot work."""
+    a_file = tmp / "a-file"
+    a_file.write_text("x")
+    missing = tmp / "missing"
+    return [
+        ["render", str(missing / "in.jpg"), "-o", str(tmp / "o.jpg")],
+        ["render", str(tmp), "-o", str(tmp / "o.jpg")],
+        ["render", str(LANDSCAPE), "-o", str(tmp)],
+        ["render", str(LANDSCAPE), "-o", str(a_file / "o.jpg")],
+        ["render", str(LANDSCAPE), "-o", str(a_file / "deeper" / "o.jpg"), "--w", "9"],
+        ["render", str(LANDSCAPE), "-o", "o.jpg", "--config", str(missing / "c.toml")],
+        ["batch", str(missing), str(tmp / "out")],
+        ["batch", str(a_file), str(tmp / "out")],
+        ["batch", str(SAMPLES_DIR), str(a_file / "out")],
+        ["batch", str(SAMPLES_DIR), str(a_file)],
+        ["serve", "--root", str(missing)],
+        ["serve", "--root", str(a_file)],
+        ["serve", "--config", str(tmp)],
+        ["config", "--config", str(missing / "c.toml")],
+        ["config", "--config", str(tmp)],
+    ]
+
+
+def test_bad_paths_fail_in_one_line_that_names_them(tmp_path: Path) -> None:
+    for args in bad_path_commands(tmp_path):
+        result = pixfit(*args)
+        assert result.returncode in (1, 2), (args, result.stderr)
+        lines = result.stderr.decode().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("pixfit: "), (args, lines)
+        assert b"Traceback" not in result.stderr
+        # Which path was wrong: the one line names it, or the file in its way.
+        named = [Path(arg) for arg in args if arg.startswith(str(tmp_path))]
+        spots = {
+            str(path)
+            for arg in named
+            for path in (arg, *arg.parents)
+            if path == tmp_path or tmp_path in path.parents
+        }
+        ends = r"(['\":\s]|$)"  # the whole path, not a prefix of another
+        assert any(re.search(re.escape(spot) + ends, lines[0]) for spot in spots), lines
+
+
+def test_help_shows_each_flag_with_its_values() -> None:
+    result = pixfit("render", "--help", env={"COLUMNS": "200"})
+    assert result.returncode == 0
+    text = result.stdout.decode()
+    for flag, spec in OPTIONS.items():
+        assert f"--{flag} {spec.shown_as}" in text or f"--{flag.replace('_', '-')} " in text
+        assert spec.help in text, flag
+    assert "VALUE" not in text
+    assert "--fit FIT" in text and "inside, cover, contain, fill or outside" in text
+    assert "extension chooses the format" in text

@@ -6,14 +6,18 @@ Layout: OUT_DIR/<path under SRC_DIR without its suffix>/<slug>.<ext>
   <ext>   from the rendered media type: jpg, webp, avif, png (gif for an untouched GIF)
   e.g. SRC_DIR/trips/cat.jpg with w=640,format=webp -> OUT_DIR/trips/cat/format-webp_w-640.webp
 
-Hidden files and folders (".name") and OUT_DIR itself are not read. An output that exists
-and is newer than its source is skipped, so an interrupted run resumes; --force renders all.
-A file that fails (corrupt, not an image) is reported on stderr and the run goes on.
+Hidden files and folders (".name") and OUT_DIR itself are not read. A file that is not an
+image pixfit reads, by neither its extension (.jpg .jpeg .png .webp .gif .avif) nor its
+first bytes, is left alone and counted under "not images" (a LICENSE.md, a .txt, a .heic).
+An output that exists and is newer than its source is skipped, so an interrupted run
+resumes; --force renders all. A file that claims to be an image, by its name or its bytes,
+and fails (corrupt, truncated, too large) is reported on stderr and the run goes on.
 Exit code: 0 when every output was rendered or skipped, 1 when any failed.
 """
 
 from __future__ import annotations
 
+import errno
 import itertools
 import os
 import tempfile
@@ -30,7 +34,7 @@ from rich.table import Table
 from pixfit.config import Config, ConfigError
 from pixfit.errors import BadOption, NotFound, PixfitError
 from pixfit.options import Options, parse_options
-from pixfit.registry import FORMATS
+from pixfit.registry import BY_EXTENSION, FORMATS, INPUTS, guess
 from pixfit.rendering import render
 
 __all__ = [
@@ -39,6 +43,8 @@ __all__ = [
     "Task",
     "Variant",
     "find_sources",
+    "is_image",
+    "make_folder",
     "parse_variants",
     "run_batch",
 ]
@@ -72,9 +78,11 @@ class Task:
 
 @dataclass(frozen=True, slots=True)
 class Summary:
-    """What a run did; rendered + skipped + failed == files x variants."""
+    """What a run did; rendered + skipped (up to date) + failed == files x variants."""
 
+    # Image files found; not_images counts the other files, which were left alone.
     files: int
+    not_images: int
     variants: int
     rendered: int
     skipped: int
@@ -126,13 +134,19 @@ def run_batch(
     jobs = os.cpu_count() or 1 if jobs is None else jobs
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
+    # Once, up front: an OUT_DIR that cannot be made is one error, not one per file.
+    make_folder(out)
     # Plain text: file names may hold [markup] or :emoji: codes; messages must not wrap.
     console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
     def report(source: Path, message: str) -> None:
         console.print(f"pixfit: {source}: {message}", soft_wrap=True)
 
-    sources = list(find_sources(src, out))
+    sources, others = _images(src, out)
+    if others:
+        more = f" and {len(others) - 5} more" if len(others) > 5 else ""
+        names = ", ".join(others[:5])
+        console.print(f"pixfit: not images, left alone: {names}{more}", soft_wrap=True)
     todo: list[Task] = []
     skipped = failed = rendered = bytes_in = bytes_out = 0
     owners: dict[Path, Path] = {}
@@ -177,7 +191,9 @@ def run_batch(
         except KeyboardInterrupt:
             pool.shutdown(cancel_futures=True)
             raise
-    summary = Summary(len(sources), len(variants), rendered, skipped, failed, bytes_in, bytes_out)
+    summary = Summary(
+        len(sources), len(others), len(variants), rendered, skipped, failed, bytes_in, bytes_out
+    )
     console.print(_table(summary))
     return summary
 
@@ -189,6 +205,34 @@ def find_sources(src: Path, out: Path) -> Iterator[Path]:
         keep = [name for name in dirs if Path(folder, name).resolve() != skip]
         dirs[:] = sorted(name for name in keep if not name.startswith("."))
         yield from (Path(folder, name) for name in sorted(files) if not name.startswith("."))
+
+
+def _images(src: Path, out: Path) -> tuple[list[Path], list[str]]:
+    """The image files under `src`, and the names of the others, which are left alone."""
+    images: list[Path] = []
+    others: list[str] = []
+    for path in find_sources(src, out):
+        if is_image(path):
+            images.append(path)
+        else:
+            others.append(os.fspath(path.relative_to(src)))
+    return images, others
+
+
+def is_image(path: Path) -> bool:
+    """True when the file's extension or its first bytes name a format pixfit reads."""
+    if BY_EXTENSION.get(path.suffix[1:].lower()) in INPUTS:
+        return True
+    try:
+        with path.open("rb") as file:
+            head = file.read(_SNIFFED_BYTES)
+    except OSError:
+        return True  # unreadable: let the render report why, as a failure
+    return guess(head) is not None
+
+
+# Enough for every signature in the registry (AVIF's "????ftypavif" is the longest).
+_SNIFFED_BYTES = 32
 
 
 def _is_fresh(folder: Path, slug: str, source_modified: int) -> bool:
@@ -221,10 +265,19 @@ def _render_one(
     return task, len(rendered.data), None
 
 
+def make_folder(folder: Path) -> None:
+    """Make `folder` and its parents; OSError naming the path when that cannot be done."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except FileExistsError as error:
+        # mkdir names the file in the way with "File exists"; say what is wrong with it.
+        raise NotADirectoryError(errno.ENOTDIR, "Not a folder", error.filename) from None
+
+
 def _write_atomically(target: Path, data: bytes) -> None:
     # A hidden temp name in the same folder, then a rename: an interrupted run leaves no
     # half file that a resume would take for a finished one.
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(target.parent)
     handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
@@ -236,10 +289,11 @@ def _write_atomically(target: Path, data: bytes) -> None:
 
 
 def _table(summary: Summary) -> Table:
-    table = Table(
-        title="pixfit batch", caption="rendered, skipped and failed count outputs: files x variants"
-    )
+    # One row per figure: a row of eight columns squeezes into "render…" and "1,260,7…"
+    # on an 80-column terminal.
+    table = Table(title="pixfit batch", show_header=False)
+    table.add_column("what")
+    table.add_column("count", justify="right")
     for field in fields(summary):
-        table.add_column(field.name.replace("_", " "), justify="right")
-    table.add_row(*(f"{getattr(summary, field.name):,}" for field in fields(summary)))
+        table.add_row(field.name.replace("_", " "), f"{getattr(summary, field.name):,}")
     return table

@@ -5,21 +5,32 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import tomli_w
 
 from pixfit import batch
 from pixfit.config import Config, ConfigError
-from pixfit.errors import PixfitError
-from pixfit.options import ALIASES, OPTIONS
-from pixfit.rendering import configure, render
+from pixfit.errors import BadOption, PixfitError
+from pixfit.options import ALIASES, OPTIONS, parse_options
+from pixfit.registry import (
+    BY_EXTENSION,
+    BY_MEDIA_TYPE,
+    OUTPUTS,
+    Format,
+    ImageFormat,
+    OutputFormat,
+    listed,
+)
+from pixfit.rendering import Rendered, configure, render
 from pixfit.serve import run_server
 from pixfit.signing import sign_url
 
 __all__ = [
     "OPTION_FLAGS",
+    "OptionFlag",
     "add_option_flags",
     "main",
     "option_args",
@@ -40,23 +51,43 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PixfitError as error:
         print(f"pixfit: {error.title.lower()}: {error}", file=sys.stderr)
         return 1
+    except BrokenPipeError:
+        # `pixfit render ... -o - | head`: the reader left; nothing more to say to it.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+    except OSError as error:
+        # A path the user gave that cannot be read or written: one line naming it.
+        where = f": {error.filename}" if error.filename else ""
+        print(f"pixfit: {(error.strerror or str(error)).lower()}{where}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
 
 
-def _option_flags() -> dict[str, tuple[list[str], str]]:
-    """Each option's and alias's flag spellings and help, keyed by its query name.
+@dataclass(frozen=True, slots=True)
+class OptionFlag:
+    """How one option (or alias) of the URL API is spelled and explained on the command line."""
+
+    spellings: tuple[str, ...]
+    metavar: str
+    help: str
+
+
+def _option_flags() -> dict[str, OptionFlag]:
+    """Each option's and alias's flag, keyed by its query name, from the option table.
 
     An alias gets its own flag rather than argparse's alias, so that giving both is
     refused as in a URL; one that only differs by "-" for "_" (`max-bytes`) is already
     a spelling of its option's flag.
     """
-    flags: dict[str, tuple[list[str], str]] = {}
+    flags: dict[str, OptionFlag] = {}
     taken: set[str] = set()
-    named = [(name, spec.help) for name, spec in OPTIONS.items()]
-    named += [(alias, f"Same as --{name}.") for alias, name in ALIASES.items()]
-    for name, help_text in named:
+    named = [(name, spec, spec.help) for name, spec in OPTIONS.items()]
+    named += [(alias, OPTIONS[name], f"Same as --{name}.") for alias, name in ALIASES.items()]
+    for name, spec, help_text in named:
         spellings = sorted({f"--{name}", f"--{name.replace('_', '-')}"} - taken)
         if spellings:
-            flags[name] = (spellings, help_text)
+            flags[name] = OptionFlag(tuple(spellings), spec.shown_as, help_text)
             taken.update(spellings)
     return flags
 
@@ -74,38 +105,96 @@ def option_args(args: argparse.Namespace) -> dict[str, str]:
 def add_option_flags(parser: argparse.ArgumentParser) -> None:
     """Add one long flag per HTTP option (`--max-bytes` also spelled `--max_bytes`)."""
     group = parser.add_argument_group("image options (as in the URL API)")
-    for name, (spellings, help_text) in OPTION_FLAGS.items():
-        group.add_argument(*spellings, dest=name, metavar="VALUE", help=help_text)
+    for name, flag in OPTION_FLAGS.items():
+        group.add_argument(*flag.spellings, dest=name, metavar=flag.metavar, help=flag.help)
     group.add_argument(
         "--accept",
         metavar="TYPES",
-        help="the Accept header to negotiate `format=auto` with, e.g. image/avif,image/webp",
+        help="the Accept header that format=auto negotiates with, e.g. image/avif,image/webp "
+        "(default none: auto then gives JPEG, or PNG for alpha)",
     )
 
 
 def _render(args: argparse.Namespace, config: Config) -> int:
     headers = {"Accept": args.accept} if args.accept else {}
-    rendered = render(
-        Path(args.input), option_args(args), hints=headers, config=config,
-        exhaustive=args.exhaustive,
-    )  # fmt: skip
+    flags = option_args(args)
+    named = None if args.output == "-" else BY_EXTENSION.get(Path(args.output).suffix[1:].lower())
+
+    def rendered_with(options: dict[str, str]) -> Rendered:
+        return render(
+            Path(args.input), options, hints=headers, config=config, exhaustive=args.exhaustive
+        )
+
+    result = None
+    if named is not None and not {"format", "f"} & flags.keys():
+        # The file name chooses the format. With no option at all, a source already in
+        # that format is copied untouched (a passthrough costs only a header read).
+        result = None if flags else rendered_with({})
+        if result is None or BY_MEDIA_TYPE[result.media_type].name != named.name:
+            result = rendered_with({**flags, "format": _writable(named, args.output)})
+    else:
+        _check_format_flag(flags, named, args.output, config)
+        result = rendered_with(flags)
+    written = BY_MEDIA_TYPE[result.media_type]
+    if named is not None and written.name != named.name:
+        raise BadOption(
+            f"Expected {named.label} for {args.output} (its name says so) but the output "
+            f"is {written.label}; name it .{written.extensions[0]} or drop --format"
+        )
     if args.output == "-":
-        sys.stdout.buffer.write(rendered.data)
+        sys.stdout.buffer.write(result.data)
         sys.stdout.buffer.flush()
     else:
-        Path(args.output).write_bytes(rendered.data)
+        _write(Path(args.output), result.data)
+    print(f"{args.output}: {_described(result)}", file=sys.stderr)
+    return 0
+
+
+def _write(path: Path, data: bytes) -> None:
+    # Missing folders are made, as `batch` makes OUT_DIR.
+    batch.make_folder(path.parent)
+    path.write_bytes(data)
+
+
+def _writable(named: Format, output: str) -> str:
+    """The `format` value for a file name's format, or BadOption for one pixfit only reads."""
+    if not named.is_output:
+        raise BadOption(
+            f"Expected an output file name for {listed(OUTPUTS)} but received {output!r}: "
+            f"pixfit reads {named.label} but does not write it"
+        )
+    return str(named.name)
+
+
+def _check_format_flag(
+    flags: Mapping[str, str], named: Format | None, output: str, config: Config
+) -> None:
+    """Refuse `--format X` with a file name of another format before rendering anything."""
+    if named is None:
+        return
+    asked = parse_options(flags, max_edge=config.limits.max_output_edge).format
+    if asked in (None, OutputFormat.AUTO, OutputFormat.ORIGINAL):
+        return  # checked against what was rendered instead
+    if ImageFormat(asked) != named.name:
+        raise BadOption(
+            f"Expected --format {named.name} for {output!r} but received --format {asked}: "
+            "the file name and the flag disagree"
+        )
+
+
+def _described(result: Rendered) -> str:
+    """The one-line summary of a render: size, type, bytes, class, quality, budget, score."""
     budget = (
-        f"budget {rendered.budget} {'met' if rendered.budget_met else 'exceeded'}"
-        if rendered.budget
+        f"budget {result.budget} {'met' if result.budget_met else 'exceeded'}"
+        if result.budget
         else "no budget"
     )
-    print(
-        f"{args.output}: {rendered.width}x{rendered.height} {rendered.media_type}, "
-        f"{len(rendered.data)} bytes, class {rendered.network}, quality {rendered.quality}, "
-        f"{budget}{_scored(rendered.score)}",
-        file=sys.stderr,
+    # No quality when the source's bytes were sent untouched: say so, as X-Pixfit-Quality does.
+    quality = "original" if result.quality is None else result.quality
+    return (
+        f"{result.width}x{result.height} {result.media_type}, {len(result.data)} bytes, "
+        f"class {result.network}, quality {quality}, {budget}{_scored(result.score)}"
     )
-    return 0
 
 
 def _scored(score: float | None) -> str:
@@ -128,7 +217,11 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     overrides: dict[str, object] = {"server": server}
     if args.root:
         overrides["source"] = {"root": args.root}
-    run_server(config.merged(overrides))
+    config = config.merged(overrides)
+    # Here rather than on every request: a server over a missing folder only answers 404s.
+    if not config.source.root.is_dir():
+        raise ConfigError(f"source.root must be a folder, got {os.fspath(config.source.root)!r}")
+    run_server(config)
     return 0
 
 
@@ -157,6 +250,14 @@ def _add_exhaustive(parser: argparse.ArgumentParser) -> None:
     )
 
 
+_RENDER_EPILOG = """\
+The output's extension (.avif, .webp, .jpg or .jpeg, .png) chooses the format when
+--format is not given; a --format that contradicts it is an error. With no option at all,
+a source already in that format is copied untouched. With -o - (or another extension),
+--format and --accept choose, as in the URL API. The summary on stderr gives the size,
+type, bytes, class, quality ("original" when copied), budget and score."""
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="pixfit", description="Fit images to the client's box, screen and network."
@@ -170,8 +271,15 @@ def _parser() -> argparse.ArgumentParser:
         return sub
 
     render_cmd = command("render", _render, "render one image")
+    render_cmd.epilog = _RENDER_EPILOG
+    render_cmd.formatter_class = argparse.RawDescriptionHelpFormatter
     render_cmd.add_argument("input", help="source image file")
-    render_cmd.add_argument("-o", "--output", required=True, help="output file, or - for stdout")
+    render_cmd.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        help="output file (folders are made), or - for stdout; its extension chooses the format",
+    )
     add_option_flags(render_cmd)
     _add_exhaustive(render_cmd)
 

@@ -211,6 +211,13 @@ class OptionSpec:
     parse: Parser
     # One sentence with the allowed values, for `--help`.
     help: str
+    # What `--help` shows the flag's value as (`--w PX`); empty means the field's name.
+    metavar: str = ""
+
+    @property
+    def shown_as(self) -> str:
+        """The flag's value placeholder in `--help`."""
+        return self.metavar or self.field.upper()
 
 
 # Spellings of a format beside its name, as in file names: format=jpg.
@@ -219,8 +226,8 @@ _FORMAT_SPELLINGS = {
 }
 
 OPTIONS: Mapping[str, OptionSpec] = {
-    "w": OptionSpec("width", _integer(1), "Box width in CSS pixels, 1..max_output_edge."),
-    "h": OptionSpec("height", _integer(1), "Box height in CSS pixels, 1..max_output_edge."),
+    "w": OptionSpec("width", _integer(1), "Box width in CSS pixels, 1..max_output_edge.", "PX"),
+    "h": OptionSpec("height", _integer(1), "Box height in CSS pixels, 1..max_output_edge.", "PX"),
     "fit": OptionSpec(
         "fit", _choice(Fit), f"How the image fills the box: {_one_of(Fit)} (default inside)."
     ),
@@ -230,26 +237,32 @@ OPTIONS: Mapping[str, OptionSpec] = {
         f"What fit=cover keeps when it crops: {_one_of(Gravity)} (default centre).",
     ),
     "enlarge": OptionSpec(
-        "enlarge", _flag, "Allow output larger than the source: 0 (default) or 1."
+        "enlarge", _flag, "Allow output larger than the source: 0 (default) or 1.", "0|1"
     ),
     "screen": OptionSpec(
         "screen",
         _screen,
         f"The client's screen as WIDTHxHEIGHT in CSS pixels, each 1..{MAX_SCREEN_EDGE}.",
+        "WxH",
     ),
-    "dpr": OptionSpec("dpr", _dpr, "Device pixel ratio, a number 1..4."),
+    "dpr": OptionSpec("dpr", _dpr, "Device pixel ratio, a number 1..4.", "RATIO"),
     "bw": OptionSpec(
         "network",
         _choice(NetworkClass),
         f"Network class, which sets the byte budget: {_one_of(NetworkClass)}.",
+        "CLASS",
     ),
     "q": OptionSpec(
-        "quality", _integer(1, 100), "Fixed quality 1..100, which turns the budget search off."
+        "quality",
+        _integer(1, 100),
+        "Fixed quality 1..100, which turns the budget search off.",
+        "1-100",
     ),
     "max_bytes": OptionSpec(
         "max_bytes",
         _integer(1, 1_000_000_000),
         "Byte budget 1..1000000000, which overrides the network class's.",
+        "BYTES",
     ),
     "format": OptionSpec(
         "format",
@@ -260,8 +273,9 @@ OPTIONS: Mapping[str, OptionSpec] = {
         "background",
         _colour,
         "Background for contain and for flattening alpha, a hex colour such as ff8800 or f80.",
+        "HEX",
     ),
-    "forcefit": OptionSpec("forcefit", _flag, "Stretch to the box like fit=fill: 0 or 1."),
+    "forcefit": OptionSpec("forcefit", _flag, "Stretch to the box like fit=fill: 0 or 1.", "0|1"),
 }
 # Other names of options; each parses exactly as the option it names.
 ALIASES: Mapping[str, str] = {"width": "w", "height": "h", "f": "format", "max-bytes": "max_bytes"}

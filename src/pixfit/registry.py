@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 __all__ = [
+    "BY_EXTENSION",
     "BY_MEDIA_TYPE",
     "FORMATS",
     "INPUTS",
@@ -160,6 +161,8 @@ OUTPUTS = tuple(row for row in _ROWS if row.is_output)
 # By libvips loader class name: bytes no listed loader claims are never decoded.
 LOADERS: Mapping[str, Format] = {row.loader: row for row in INPUTS if row.loader is not None}
 BY_MEDIA_TYPE: Mapping[str, Format] = {row.media_type: row for row in _ROWS}
+# By file name extension, lower case and without the dot ("jpg" and "jpeg" for JPEG).
+BY_EXTENSION: Mapping[str, Format] = {ext: row for row in _ROWS for ext in row.extensions}
 # Every spelling of an output format in `format=` and file names ("jpg" for JPEG).
 SPELLINGS: Mapping[str, ImageFormat] = {
     spelling: row.name for row in OUTPUTS for spelling in (row.name, *row.extensions)
