@@ -25,8 +25,10 @@ if TYPE_CHECKING:
     from redis import Redis
 
 __all__ = [
+    "PAUSE_AFTER_ERROR",
     "Cache",
     "DiskCache",
+    "GuardedCache",
     "MemoryCache",
     "NoCache",
     "RedisCache",
@@ -197,29 +199,61 @@ class DiskCache:
             total -= size
 
 
-class RedisCache:
+# Seconds a shared cache is left alone after a failure, so that an outage costs one
+# timeout now and then rather than two (get and put) on every request.
+PAUSE_AFTER_ERROR = 5.0
+
+
+class GuardedCache:
+    """What a cache on another server shares: its failures are misses, never errors.
+
+    When the server is down, slow or answers nonsense, a get is a miss and a put is
+    dropped, one warning is logged, and the server is left alone for `PAUSE_AFTER_ERROR`
+    seconds before it is tried again.
+    """
+
+    NAME = "shared"
+    PAUSE_AFTER_ERROR = PAUSE_AFTER_ERROR
+    # What a failing server raises; subclasses set it once their client is imported.
+    _errors: tuple[type[BaseException], ...] = ()
+    # Monotonic time before which the server is not asked; 0 while it answers.
+    _paused_until = 0.0
+
+    def _call(self, command: Callable[..., Any], *args: Any) -> Any:
+        """The command's reply, or None while the server fails or is paused after failing."""
+        if self._paused_until and time.monotonic() < self._paused_until:
+            return None
+        try:
+            reply = command(*args)
+        except self._errors as error:
+            # Threads race here at worst into a second warning, which is not worth a lock.
+            if not self._paused_until:
+                log.warning("%s cache unavailable, serving without it: %s", self.NAME, error)
+            self._paused_until = time.monotonic() + self.PAUSE_AFTER_ERROR
+            return None
+        if self._paused_until:
+            log.info("%s cache is back", self.NAME)
+            self._paused_until = 0.0
+        return reply
+
+
+class RedisCache(GuardedCache):
     """Entries in a redis server, shared by every worker of every host that names it.
 
     Each entry is one string value in the `pack` layout, under "pixfit:" and the key, so
     the server can hold other things too. Redis bounds its own size: give it a
     `maxmemory` and `maxmemory-policy allkeys-lru`, and it evicts the least recently used
     keys of all its clients, which pixfit cannot do as well from outside. `max_bytes` only
-    turns away a single variant larger than it.
-
-    A cache must not make a request fail or wait: when redis is down, slow or answers
-    nonsense, a get is a miss and a put is dropped, one warning is logged, and redis is
-    left alone for `PAUSE_AFTER_ERROR` seconds before it is tried again.
+    turns away a single variant larger than it. A failing redis costs misses only.
     """
 
     PREFIX = "pixfit:"
+    NAME = "redis"
     # Seconds to connect and to wait for a reply. A nearby redis answers in about a
     # millisecond; past this a render is often as quick. redis-py's own defaults (no
     # timeout in 5.x; 5 s and 10 retries in 8.x) let a dead or firewalled server hold a
     # request thread for seconds or for ever.
     TIMEOUT = 0.25
-    # Seconds without asking redis after a failure, so that an outage costs one
-    # timeout now and then rather than two (get and put) on every request.
-    PAUSE_AFTER_ERROR = 5.0
 
     def __init__(self, url: str, max_bytes: int) -> None:
         import redis  # noqa: PLC0415 (only this kind needs the optional package)
@@ -239,8 +273,6 @@ class RedisCache:
         # What a failing server raises: redis-py's errors, and ValueError from its parser
         # when a reply is garbage where it expects a number.
         self._errors = (redis.RedisError, ValueError)
-        # Monotonic time before which redis is not asked; 0 while it answers.
-        self._paused_until = 0.0
 
     def get(self, key: str) -> StoredVariant | None:
         """The entry, if a whole one is there and redis answers in time."""
@@ -252,23 +284,6 @@ class RedisCache:
         if variant.size <= self.max_bytes:
             self._call(self._client.set, self.PREFIX + key, pack(variant))
 
-    def _call(self, command: Callable[..., Any], *args: Any) -> Any:
-        """The command's reply, or None while redis fails or is paused after failing."""
-        if self._paused_until and time.monotonic() < self._paused_until:
-            return None
-        try:
-            reply = command(*args)
-        except self._errors as error:
-            # Threads race here at worst into a second warning, which is not worth a lock.
-            if not self._paused_until:
-                log.warning("redis cache unavailable, serving without it: %s", error)
-            self._paused_until = time.monotonic() + self.PAUSE_AFTER_ERROR
-            return None
-        if self._paused_until:
-            log.info("redis cache is back")
-            self._paused_until = 0.0
-        return reply
-
 
 def make_cache(config: CacheConfig) -> Cache:
     """The cache the config names."""
@@ -279,6 +294,10 @@ def make_cache(config: CacheConfig) -> Cache:
         return DiskCache(path, config.max_bytes)
     if config.kind == CacheKind.REDIS:
         return RedisCache(config.url, config.max_bytes)
+    if config.kind == CacheKind.S3:
+        from pixfit.s3 import Bucket, S3Cache  # noqa: PLC0415 (s3.py builds on this module)
+
+        return S3Cache(Bucket.configured(config, S3Cache.TIMEOUT), config.max_bytes)
     return NoCache()
 
 

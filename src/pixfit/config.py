@@ -31,6 +31,7 @@ __all__ = [
     "SecurityConfig",
     "ServerConfig",
     "SourceConfig",
+    "SourceStore",
     "env_overrides",
 ]
 
@@ -50,6 +51,14 @@ class CacheKind(StrEnum):
     MEMORY = "memory"
     DISK = "disk"
     REDIS = "redis"
+    S3 = "s3"
+
+
+class SourceStore(StrEnum):
+    """Where the images named by a path live: a folder, or an S3-compatible bucket."""
+
+    LOCAL = "local"
+    S3 = "s3"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +82,8 @@ class ServerConfig:
 class SourceConfig:
     """Where images may come from."""
 
+    # Where paths are read: files under `root`, or objects in `s3_bucket`.
+    kind: SourceStore = SourceStore.LOCAL
     root: Path = SAMPLES_DIR
     # Hosts URL sources may name; empty turns URL sources off, "*" allows any public host.
     allowed_hosts: tuple[str, ...] = ()
@@ -80,8 +91,16 @@ class SourceConfig:
     allow_private_networks: bool = False
     # Seconds to connect, and between bytes, for URL sources.
     fetch_timeout: float = 10.0
-    # Largest source accepted, in bytes, for files and URLs alike.
+    # Largest source accepted, in bytes, for files, objects and URLs alike.
     max_source_bytes: int = 50_000_000
+    # The bucket of kind s3, and the folder in it that paths are under ("" for the top).
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    # Any S3-compatible store (MinIO, Ceph, R2...); empty means AWS itself. Credentials
+    # come from the standard AWS variables and files, never from this config.
+    s3_endpoint_url: str = ""
+    # Empty means the AWS default chain (AWS_REGION, ~/.aws/config).
+    s3_region: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +141,12 @@ class CacheConfig:
     path: str = ""
     # Server of the redis cache (redis://, rediss:// or unix://); only kind redis reads it.
     url: str = ""
+    # The bucket, folder, store and region of kind s3 (as in [source]; empty endpoint and
+    # region mean AWS's own).
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
     # Upper bound of the cache's size in bytes. Redis is bounded by its own maxmemory
     # instead; there this only turns away a single variant larger than it.
     max_bytes: int = 256_000_000
@@ -347,6 +372,7 @@ def _checked(config: Config) -> Config:
             f"log.level must be debug, info, warning or error, got {config.log.level!r}"
         )
     _check_redis(config.cache)
+    _check_s3(config)
     for cls, profile in config.profiles.items():
         if not 1 <= profile.quality_min <= profile.quality_max <= 100:
             raise ConfigError(
@@ -379,6 +405,22 @@ def _check_redis(cache: CacheConfig) -> None:
     # worker, where an error ends in "Worker failed to boot" instead of this message.
     if importlib.util.find_spec("redis") is None:
         raise ConfigError("cache.kind redis needs the redis package: pip install 'pixfit[redis]'")
+
+
+def _check_s3(config: Config) -> None:
+    wanted = [
+        (section, bucket)
+        for section, kind, bucket in (
+            ("source", config.source.kind == SourceStore.S3, config.source.s3_bucket),
+            ("cache", config.cache.kind == CacheKind.S3, config.cache.s3_bucket),
+        )
+        if kind
+    ]
+    for section, bucket in wanted:
+        if not bucket:
+            raise ConfigError(f"{section}.s3_bucket must name a bucket when {section}.kind is s3")
+    if wanted and importlib.util.find_spec("boto3") is None:
+        raise ConfigError("kind s3 needs the boto3 package: pip install 'pixfit[s3]'")
 
 
 def _plain(value: Any) -> Any:

@@ -36,7 +36,7 @@ from pixfit.errors import (
 )
 from pixfit.sources import SourceImage
 
-__all__ = ["UrlSource", "is_public_address"]
+__all__ = ["UrlSource", "is_public_address", "shared_max_age"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], list[str]]
@@ -141,7 +141,7 @@ def _parse_http_date(value: str | None) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _shared_max_age(value: str | None) -> float | None:
+def shared_max_age(value: str | None) -> float | None:
     """How long the origin's Cache-Control lets a shared cache reuse its answer, if it says."""
     if not value:
         return None
@@ -197,6 +197,9 @@ class UrlSource:
         Only the address check waits for the fetch: it needs DNS, and a hit connects nowhere.
         """
         self._allowed(ref, ref)
+
+    def check(self, ref: str) -> None:
+        """None: a URL's version is only known from a full fetch (`open`)."""
 
     def open(self, ref: str) -> SourceImage:
         """Fetch `ref`, checking scheme, host and address again on every redirect."""
@@ -352,5 +355,5 @@ class UrlSource:
             data,
             f"url:{origin}|{version}",
             _parse_http_date(last_modified),
-            _shared_max_age(response.headers.get("Cache-Control")),
+            shared_max_age(response.headers.get("Cache-Control")),
         )

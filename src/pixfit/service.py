@@ -22,7 +22,7 @@ from werkzeug.http import http_date, parse_etags, quote_etag
 
 from pixfit import metrics
 from pixfit.cache import Cache, StoredVariant, make_cache
-from pixfit.config import Config
+from pixfit.config import Config, SourceStore
 from pixfit.errors import Overloaded, PixfitError
 from pixfit.hints import ACCEPT_CH, ClientHints
 from pixfit.limiter import RenderSlots
@@ -39,6 +39,7 @@ __all__ = [
     "ImageService",
     "SourceKind",
     "Sources",
+    "path_source",
     "problem",
     "problem_response",
     "url_key",
@@ -119,7 +120,7 @@ class ImageService:
         return cls(
             config,
             sources=Sources(
-                paths=LocalSource(source.root, source.max_source_bytes),
+                paths=path_source(config),
                 urls=UrlSource(
                     allowed_hosts=source.allowed_hosts,
                     allow_private_networks=source.allow_private_networks,
@@ -139,8 +140,8 @@ class ImageService:
         source = self.sources[request.kind]
         inm = parse_etags(_header(request.headers, "if-none-match"))
         # Files give their version from a stat: a 304 or a cache hit then costs no read and
-        # no decode. A URL's version is only known by fetching it, so its variants are
-        # stored under the URL and trusted until they go stale.
+        # no decode. The version of a URL or an object is only known by asking its origin,
+        # so their variants are stored under the reference and trusted until they go stale.
         known = source.identify(request.ref)
         key = variant_etag(known, planned) if known else url_key(request.ref, planned)
         if known is not None and inm.contains_weak(key):
@@ -150,20 +151,42 @@ class ImageService:
             return self._answer(stored, planned, inm, 'cache;desc="hit"')
 
         started = time.perf_counter()
+        if known is None and (stored is not None or inm):
+            # A stale variant or a conditional request: an object store tells the version
+            # from one HEAD, without the bytes.
+            current = source.check(request.ref)
+            if current is not None:
+                etag = variant_etag(current, planned)
+                fetched = f"fetch;dur={(time.perf_counter() - started) * 1000:.1f}"
+                if stored is not None and stored.etag == etag:
+                    return self._revalidated(stored, key, current, planned, inm, fetched)
+                if inm.contains_weak(etag):
+                    return self._not_modified(etag, current.modified, planned)
         image = source.open(request.ref)
         metrics.SOURCE_BYTES.inc(len(image.data))
-        etag = variant_etag(SourceStamp(image.identity, image.modified), planned)
+        current = SourceStamp(image.identity, image.modified, image.max_age)
+        etag = variant_etag(current, planned)
         fetched = f"fetch;dur={(time.perf_counter() - started) * 1000:.1f}"
-        fresh_until = self._fresh_until(known, image)
         if stored is not None and stored.etag == etag:
-            # A stale URL variant whose origin still has the same version: fresh again,
-            # with no decode.
-            variant = replace(stored, fresh_until=fresh_until)
-            self.cache.put(key, variant)
-            return self._answer(variant, planned, inm, f'{fetched}, cache;desc="revalidated"')
+            return self._revalidated(stored, key, current, planned, inm, fetched)
         if known is None and inm.contains_weak(etag):
             return self._not_modified(etag, image.modified, planned)
+        fresh_until = None if known is not None else self._fresh_until(current)
         return self._render(image, planned, key, etag, fresh_until, fetched)
+
+    def _revalidated(
+        self,
+        stored: StoredVariant,
+        key: str,
+        current: SourceStamp,
+        planned: Plan,
+        inm: ETags,
+        fetched: str,
+    ) -> ImageResponse:
+        """A stale variant whose origin still has the same version: fresh again, no decode."""
+        variant = replace(stored, fresh_until=self._fresh_until(current))
+        self.cache.put(key, variant)
+        return self._answer(variant, planned, inm, f'{fetched}, cache;desc="revalidated"')
 
     def _plan(self, request: ImageRequest) -> Plan:
         security = self.config.security
@@ -226,13 +249,11 @@ class ImageService:
         response = self._image(variant, planned, timing)
         return replace(response, render_ms=render_ms, rendered=not planned.passthrough)
 
-    def _fresh_until(self, known: SourceStamp | None, image: SourceImage) -> float | None:
-        """Until when a new variant may be served without a fetch (None: while stored)."""
-        if known is not None:
-            return None  # keyed by the file's version, so it can never be stale
+    def _fresh_until(self, current: SourceStamp) -> float:
+        """Until when a variant of a URL or an object may be served without asking again."""
         max_age = float(self.config.cache.url_max_age)
-        if image.max_age is not None:
-            max_age = min(max_age, image.max_age)
+        if current.max_age is not None:
+            max_age = min(max_age, current.max_age)
         return time.time() + max_age
 
     def _not_modified(self, etag: str, modified: datetime | None, planned: Plan) -> ImageResponse:
@@ -273,6 +294,16 @@ class ImageService:
             ("Accept-CH", ", ".join(ACCEPT_CH)),
         ]
         return tuple(headers)
+
+
+def path_source(config: Config) -> Source:
+    """Where the paths under the prefix are read: a folder, or a bucket's folder."""
+    source = config.source
+    if source.kind == SourceStore.S3:
+        from pixfit.s3 import Bucket, S3Source  # noqa: PLC0415 (boto3 only for kind s3)
+
+        return S3Source(Bucket.configured(source, source.fetch_timeout), source.max_source_bytes)
+    return LocalSource(source.root, source.max_source_bytes)
 
 
 def variant_etag(stamp: SourceStamp, planned: Plan) -> str:

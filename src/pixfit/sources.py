@@ -18,6 +18,7 @@ __all__ = [
     "Source",
     "SourceImage",
     "SourceStamp",
+    "check_ref",
 ]
 
 
@@ -42,13 +43,20 @@ class SourceStamp:
 
     identity: str
     modified: datetime | None
+    # Seconds the origin lets a shared cache reuse these bytes without asking again;
+    # None when it does not say.
+    max_age: float | None = None
 
 
 class Source(Protocol):
-    """Anything that turns a reference (a path or a URL) into source bytes."""
+    """Anything that turns a reference (a path, an object key or a URL) into source bytes."""
 
     def identify(self, ref: str) -> SourceStamp | None:
         """The stamp `open` would give, if it can be known cheaply; else None."""
+        ...
+
+    def check(self, ref: str) -> SourceStamp | None:
+        """The current stamp by asking the origin (one HEAD); None when only `open` knows."""
         ...
 
     def open(self, ref: str) -> SourceImage:
@@ -76,6 +84,10 @@ class LocalSource:
         except OSError:  # missing, not a directory, a name too long...
             raise NotFound(f"No image named {ref!r}") from None
 
+    def check(self, ref: str) -> SourceStamp:
+        """The same as `identify`: a file's stamp is always cheap."""
+        return self.identify(ref)
+
     def open(self, ref: str) -> SourceImage:
         """Read `ref`, a relative URL path, refusing any way out of the root."""
         path = self._locate(ref)
@@ -102,16 +114,9 @@ class LocalSource:
 
     def _locate(self, ref: str) -> str:
         """The real path of `ref`, which must lie under the root."""
-        # Refuse the spellings of escape before touching the disk: NUL bytes, backslashes
-        # (Windows separators), absolute paths and any `..` or `.` segment, however the
-        # web layer decoded them. Then resolve symlinks and check the real path.
-        parts = ref.split("/")
-        if not ref or "\x00" in ref or "\\" in ref or any(part in ("..", ".") for part in parts):
-            raise Forbidden("Expected a path inside the image root")
-        if "" in parts:
-            # Doubled, leading or trailing slashes: no file is named like that, and the
-            # resolver below would quietly merge them (`a.jpg/` would serve `a.jpg`).
-            raise NotFound("Expected a path without empty segments (doubled or trailing slashes)")
+        # The spellings of escape are refused before the disk is touched; then symlinks
+        # are resolved and the real path checked.
+        parts = check_ref(ref)
         joined = f"{self._root}/{ref}"
         if self._plain(parts):
             return joined  # no symlink on the way: the joined path is the real one
@@ -147,6 +152,23 @@ class LocalSource:
             if inside:
                 found.append(path.relative_to(self.root).as_posix())
         return found
+
+
+def check_ref(ref: str) -> list[str]:
+    """The segments of `ref`, a path under a root or a bucket folder.
+
+    Refuses the spellings of escape however the web layer decoded them (NUL bytes,
+    backslashes, which are Windows separators, and any `..` or `.` segment) with
+    `Forbidden`, and empty segments with `NotFound`.
+    """
+    parts = ref.split("/")
+    if not ref or "\x00" in ref or "\\" in ref or any(part in ("..", ".") for part in parts):
+        raise Forbidden("Expected a path inside the image root")
+    if "" in parts:
+        # Doubled, leading or trailing slashes: no file is named like that, and a path
+        # resolver would quietly merge them (`a.jpg/` would serve `a.jpg`).
+        raise NotFound("Expected a path without empty segments (doubled or trailing slashes)")
+    return parts
 
 
 # File suffixes the index pages list: those of every format pixfit reads.

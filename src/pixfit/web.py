@@ -15,7 +15,7 @@ from flask.blueprints import BlueprintSetupState
 from werkzeug.exceptions import HTTPException
 
 from pixfit import metrics
-from pixfit.config import Config
+from pixfit.config import Config, SourceStore
 from pixfit.embed import image_url, srcset
 from pixfit.errors import BadOption, PixfitError
 from pixfit.hints import ACCEPT_CH
@@ -54,7 +54,7 @@ def create_app(config: Config | None = None, *, prefix: str | None = None) -> Fl
     app.register_blueprint(blueprint(config), url_prefix=prefix or None)
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
     app.add_url_rule("/metrics", "metrics", _metrics)
-    if prefix:
+    if prefix and config.source.kind == SourceStore.LOCAL:  # the playground lists files
         files = LocalSource(config.source.root, config.source.max_source_bytes)
         app.add_url_rule("/", "home", lambda: _home(files))
     app.register_error_handler(HTTPException, _http_problem)
