@@ -7,7 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from pixfit.cache import DiskCache, MemoryCache, NoCache, StoredVariant, make_cache
+from pixfit.cache import (
+    Cache,
+    DiskCache,
+    MemoryCache,
+    NoCache,
+    StoredVariant,
+    cache_key,
+    make_cache,
+)
 from pixfit.config import CacheConfig, CacheKind
 
 
@@ -26,6 +34,26 @@ def variant(size: int, fill: bytes = b"x") -> StoredVariant:
     )
 
 
+REPO = Path(__file__).parent.parent
+
+
+def key(name: str) -> str:
+    """A key of the shape the serving core makes: a source's tag, then the variant's hash."""
+    return cache_key(name * (16 // len(name)), name * (32 // len(name)))
+
+
+def assert_purges_one_source(cache: Cache, variants: int) -> None:
+    """Fill `cache` with `variants` variants of one source and one of another, purge the
+    first source, and check that only its variants went."""
+    for number in range(variants):
+        cache.put(cache_key("a" * 16, f"{number:032d}"), variant(10))
+    cache.put(cache_key("b" * 16, "0" * 32), variant(10))
+    assert cache.purge("a" * 16) == variants
+    assert cache.get(cache_key("a" * 16, "0" * 32)) is None
+    assert cache.get(cache_key("b" * 16, "0" * 32)) == variant(10)
+    assert cache.purge("a" * 16) == 0
+
+
 @pytest.fixture(params=["memory", "disk"])
 def cache(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryCache | DiskCache:
     if request.param == "memory":
@@ -34,26 +62,30 @@ def cache(request: pytest.FixtureRequest, tmp_path: Path) -> MemoryCache | DiskC
 
 
 def test_miss_then_hit_returns_the_same_variant(cache: MemoryCache | DiskCache) -> None:
-    assert cache.get("a" * 32) is None
-    cache.put("a" * 32, variant(100))
-    assert cache.get("a" * 32) == variant(100)
-    assert cache.get("b" * 32) is None
+    assert cache.get(key("a")) is None
+    cache.put(key("a"), variant(100))
+    assert cache.get(key("a")) == variant(100)
+    assert cache.get(key("b")) is None
 
 
 def test_eviction_by_size_drops_the_least_recently_used(cache: MemoryCache | DiskCache) -> None:
     # 4 KB entries in a 10 KB cache: the third write must evict the least recently used.
-    cache.put("k1" * 16, variant(4000, b"1"))
+    cache.put(key("k1"), variant(4000, b"1"))
     time.sleep(0.02)  # distinct mtimes for the disk cache's recency
-    cache.put("k2" * 16, variant(4000, b"2"))
+    cache.put(key("k2"), variant(4000, b"2"))
     time.sleep(0.02)
-    assert cache.get("k1" * 16) is not None  # k1 is now more recent than k2
+    assert cache.get(key("k1")) is not None  # k1 is now more recent than k2
     time.sleep(0.02)
     if isinstance(cache, DiskCache):
         cache._written_since_scan = cache.max_bytes  # force this write to re-measure
-    cache.put("k3" * 16, variant(4000, b"3"))
-    assert cache.get("k2" * 16) is None
-    assert cache.get("k1" * 16) is not None
-    assert cache.get("k3" * 16) is not None
+    cache.put(key("k3"), variant(4000, b"3"))
+    assert cache.get(key("k2")) is None
+    assert cache.get(key("k1")) is not None
+    assert cache.get(key("k3")) is not None
+
+
+def test_purge_removes_one_source_only(cache: MemoryCache | DiskCache) -> None:
+    assert_purges_one_source(cache, 3)
 
 
 def test_memory_cache_tracks_its_size() -> None:
@@ -66,29 +98,29 @@ def test_memory_cache_tracks_its_size() -> None:
 
 
 def test_disk_cache_survives_a_restart_and_ignores_partial_files(tmp_path: Path) -> None:
-    DiskCache(tmp_path, 10_000).put("ab" * 16, variant(500))
+    DiskCache(tmp_path, 10_000).put(key("ab"), variant(500))
     reopened = DiskCache(tmp_path, 10_000)
-    assert reopened.get("ab" * 16) == variant(500)
+    assert reopened.get(key("ab")) == variant(500)
     # A truncated entry (a crash mid-write of some other writer) reads as a miss.
-    entry = tmp_path / "ab" / ("ab" * 16)
+    entry = tmp_path / "ab" / key("ab")
     entry.write_bytes(entry.read_bytes()[:-10])
-    assert reopened.get("ab" * 16) is None
+    assert reopened.get(key("ab")) is None
 
 
 def test_disk_cache_is_shared_between_processes(tmp_path: Path) -> None:
     writer = (
-        "import sys; from pixfit.cache import DiskCache; from tests.test_cache import variant;"
+        "import sys; from pixfit.cache import DiskCache; from tests.test_cache import key, variant;"
         "from pathlib import Path;"
-        "DiskCache(Path(sys.argv[1]), 10_000).put('cd' * 16, variant(700, b'z'))"
+        "DiskCache(Path(sys.argv[1]), 10_000).put(key('cd'), variant(700, b'z'))"
     )
     subprocess.run(
         [sys.executable, "-c", writer, str(tmp_path)],
         check=True,
         timeout=60,
-        cwd=Path(__file__).parent.parent,
-        env={**os.environ, "PYTHONPATH": str(Path(__file__).parent.parent)},
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(REPO / "src")])},
     )
-    assert DiskCache(tmp_path, 10_000).get("cd" * 16) == variant(700, b"z")
+    assert DiskCache(tmp_path, 10_000).get(key("cd")) == variant(700, b"z")
     assert not list(tmp_path.glob("**/.tmp-*"))  # the atomic write left no temporary
 
 

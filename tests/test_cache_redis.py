@@ -17,9 +17,10 @@ import redis
 
 from pixfit.cache import RedisCache, make_cache, pack
 from pixfit.config import CacheConfig, CacheKind, Config
+from pixfit.errors import UpstreamError
 from pixfit.web import create_app
 from tests.conftest import photo, serving
-from tests.test_cache import variant
+from tests.test_cache import assert_purges_one_source, variant
 
 REDIS_SERVER = shutil.which("redis-server")
 
@@ -235,3 +236,15 @@ def test_the_app_serves_a_hit_rendered_by_another_host(server: RedisServer, tmp_
     assert second.status_code == 200
     assert second.headers["Server-Timing"] == 'cache;desc="hit"'
     assert second.data == first.data and second.headers["ETag"] == first.headers["ETag"]
+
+
+def test_purge_deletes_the_keys_of_one_source_only(server: RedisServer) -> None:
+    # More variants than one SCAN batch and one UNLINK batch.
+    assert_purges_one_source(RedisCache(server.url, 1_000_000), 1200)
+
+
+def test_a_purge_on_a_stopped_server_fails_loudly(server: RedisServer) -> None:
+    cache = RedisCache(server.url, 1_000_000)
+    server.stop()
+    with pytest.raises(UpstreamError):
+        cache.purge("a" * 16)

@@ -10,10 +10,11 @@ import pytest
 
 from pixfit.cache import make_cache, pack
 from pixfit.config import CacheConfig, CacheKind
+from pixfit.errors import UpstreamError
 from pixfit.s3 import Bucket, S3Cache
 from tests.conftest import decoded, photo
 from tests.objectstore import CREDENTIALS, MotoServer, free_port, s3
-from tests.test_cache import variant
+from tests.test_cache import assert_purges_one_source, variant
 from tests.test_serve import started
 
 __all__ = ["s3"]  # the fixture, used by name
@@ -105,3 +106,13 @@ def test_two_nodes_share_one_bucket(s3: MotoServer, bucket: Any, tmp_path: Path)
         assert status == 200 and shared["Server-Timing"] == 'cache;desc="hit"'
         assert again == body and shared["ETag"] == headers["ETag"]
         assert decoded(again).width == 300
+
+
+def test_purge_deletes_the_objects_of_one_source_only(s3: MotoServer, bucket: Any) -> None:
+    assert_purges_one_source(cache_of(s3, "purged"), 5)
+
+
+def test_a_purge_on_a_store_that_is_down_fails_loudly() -> None:
+    cache = S3Cache(Bucket(BUCKET, "", f"http://127.0.0.1:{free_port()}", timeout=0.5), 10_000)
+    with pytest.raises(UpstreamError):
+        cache.purge("a" * 16)

@@ -1,6 +1,12 @@
 """Result caches: rendered variants by key (source identity plus normalised plan).
 
 A cache knows bytes and a description of them, never pixels: importing it loads no pyvips.
+
+Keys are `SOURCE/VARIANT` (`cache_key`): SOURCE is a short hash of the source's reference
+(its path or URL, whatever its version), VARIANT a hash of its version and the plan. So
+every variant of one source shares a prefix, and `purge` finds them by it: a folder on
+disk, a SCAN pattern in redis, a listing prefix in S3. No index has to be kept in step
+with the entries, and a hit costs one more short hash (see bench/purge_keys.py).
 """
 
 from __future__ import annotations
@@ -8,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 import time
@@ -19,6 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pixfit.config import CacheConfig, CacheKind
+from pixfit.errors import UpstreamError
 from pixfit.logs import APP_LOGGER
 
 if TYPE_CHECKING:
@@ -33,6 +41,7 @@ __all__ = [
     "NoCache",
     "RedisCache",
     "StoredVariant",
+    "cache_key",
     "make_cache",
     "pack",
     "unpack",
@@ -88,6 +97,19 @@ class Cache(Protocol):
         """Store a variant, evicting others to stay within the size bound."""
         ...
 
+    def purge(self, source: str) -> int:
+        """Remove every variant of one source (keys `cache_key(source, ...)`); how many.
+
+        Unlike get and put, a purge that fails raises `UpstreamError`: the operator must
+        know that a changed image may still be served.
+        """
+        ...
+
+
+def cache_key(source: str, variant: str) -> str:
+    """The key of one variant: its source's tag, then the variant's own hash."""
+    return f"{source}/{variant}"
+
 
 class NoCache:
     """Stores nothing."""
@@ -98,6 +120,10 @@ class NoCache:
 
     def put(self, key: str, variant: StoredVariant) -> None:
         """Drops the variant."""
+
+    def purge(self, source: str) -> int:
+        """Nothing to remove."""
+        return 0
 
 
 class MemoryCache:
@@ -129,6 +155,15 @@ class MemoryCache:
             while self.size > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self.size -= evicted.size
+
+    def purge(self, source: str) -> int:
+        """Drop the source's variants from this process (a scan: purges are rare)."""
+        prefix = cache_key(source, "")
+        with self._lock:
+            doomed = [key for key in self._entries if key.startswith(prefix)]
+            for key in doomed:
+                self.size -= self._entries.pop(key).size
+        return len(doomed)
 
 
 class DiskCache:
@@ -163,9 +198,12 @@ class DiskCache:
     def put(self, key: str, variant: StoredVariant) -> None:
         """Write atomically, then evict the oldest entries if the folder is over the bound."""
         file = self._file(key)
-        file.parent.mkdir(exist_ok=True)
         entry = pack(variant)
-        handle, temporary = tempfile.mkstemp(dir=file.parent, prefix=".tmp-")
+        try:
+            file.parent.mkdir(parents=True, exist_ok=True)
+            handle, temporary = tempfile.mkstemp(dir=file.parent, prefix=".tmp-")
+        except OSError:  # a purge removed the folder meanwhile: drop this write
+            return
         try:
             with os.fdopen(handle, "wb") as out:
                 out.write(entry)
@@ -180,12 +218,29 @@ class DiskCache:
             self._written_since_scan = 0
         self._evict()
 
+    def purge(self, source: str) -> int:
+        """Remove the source's folder, and with it every variant of the source."""
+        folder = self._folder(source)
+        count = sum(1 for _ in folder.glob("[!.]*"))  # not a write in progress
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            return 0
+        except OSError as error:
+            raise UpstreamError("The disk cache could not be purged") from error
+        return count
+
     def _file(self, key: str) -> Path:
-        return self.path / key[:2] / key
+        source, _, variant = key.partition("/")
+        return self._folder(source) / variant
+
+    def _folder(self, source: str) -> Path:
+        # ab/abcd...: one folder per source, spread over 256 parents.
+        return self.path / source[:2] / source
 
     def _evict(self) -> None:
         entries = []
-        for file in self.path.glob("??/*"):
+        for file in self.path.glob("??/*/*"):
             try:
                 stat = file.stat()
             except FileNotFoundError:  # another worker evicted it first
@@ -283,6 +338,24 @@ class RedisCache(GuardedCache):
         """Store the entry, or drop it if redis does not take it in time."""
         if variant.size <= self.max_bytes:
             self._call(self._client.set, self.PREFIX + key, pack(variant))
+
+    def purge(self, source: str) -> int:
+        """Delete the source's keys, found by SCAN (which never blocks redis as KEYS does)."""
+        pattern = self.PREFIX + cache_key(source, "*")  # the tag is hex: no glob characters
+        removed = 0
+        try:
+            batch: list[bytes] = []
+            for key in self._client.scan_iter(match=pattern, count=1000):
+                batch.append(key)
+                if len(batch) == 500:
+                    removed += int(self._client.unlink(*batch))
+                    batch = []
+            if batch:
+                removed += int(self._client.unlink(*batch))
+        except self._errors as error:
+            log.warning("redis cache purge failed: %s", error)
+            raise UpstreamError("The redis cache did not answer; purge again") from None
+        return removed
 
 
 def make_cache(config: CacheConfig) -> Cache:

@@ -1,4 +1,4 @@
-"""The `pixfit` command: render, batch, serve, sign and config."""
+"""The `pixfit` command: render, batch, serve, purge, sign and config."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from pathlib import Path
 import tomli_w
 
 from pixfit import batch
-from pixfit.config import Config, ConfigError
+from pixfit.cache import make_cache
+from pixfit.config import CacheKind, Config, ConfigError
 from pixfit.errors import BadOption, PixfitError
 from pixfit.options import ALIASES, OPTIONS, parse_options
 from pixfit.registry import (
@@ -26,6 +27,7 @@ from pixfit.registry import (
 )
 from pixfit.rendering import Rendered, configure, render
 from pixfit.serve import run_server
+from pixfit.service import SourceKind, source_tag
 from pixfit.signing import sign_url
 
 __all__ = [
@@ -225,6 +227,18 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
+def _purge(args: argparse.Namespace, config: Config) -> int:
+    if config.cache.kind == CacheKind.MEMORY:
+        raise ConfigError(
+            "cache.kind memory lives inside each server process: "
+            "purge it with POST /_pixfit/purge (security.admin_tokens)"
+        )
+    kind = SourceKind.URL if args.source.startswith(("http://", "https://")) else SourceKind.PATH
+    purged = make_cache(config.cache).purge(source_tag(kind, args.source))
+    print(f"pixfit: purged {purged} cached variants of {args.source}", file=sys.stderr)
+    return 0
+
+
 def _sign(args: argparse.Namespace, config: Config) -> int:
     keys = config.security.signing_keys
     if not keys:
@@ -304,6 +318,11 @@ def _parser() -> argparse.ArgumentParser:
     serve_cmd.add_argument("--host", help="address to bind (default 127.0.0.1)")
     serve_cmd.add_argument("--port", type=int, help="port to bind (default 8080)")
     serve_cmd.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+
+    purge_cmd = command("purge", _purge, "remove every cached variant of one source")
+    purge_cmd.add_argument(
+        "source", metavar="PATH|URL", help="a path under the prefix (a.jpg) or a source URL"
+    )
 
     sign_cmd = command("sign", _sign, "print URL signed with the first of security.signing_keys")
     sign_cmd.add_argument(

@@ -179,6 +179,8 @@ class SecurityConfig:
     # width from 1 to 8192 (empty allows any value in range).
     allowed_widths: tuple[int, ...] = ()
     allowed_qualities: tuple[int, ...] = ()
+    # Bearer tokens that may call POST /_pixfit/purge; empty turns the endpoint off (404).
+    admin_tokens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

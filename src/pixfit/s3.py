@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from pixfit.cache import GuardedCache, StoredVariant, pack, unpack
+from pixfit.cache import GuardedCache, StoredVariant, cache_key, pack, unpack
 from pixfit.config import CacheConfig, SourceConfig
 from pixfit.errors import NotFound, TooLarge, UpstreamError, UpstreamTimeout
 from pixfit.logs import APP_LOGGER
@@ -234,6 +234,24 @@ class S3Cache(GuardedCache):
         """Store the entry, or drop it if the store does not take it."""
         if variant.size <= self.max_bytes:
             self._call(self._write, key, pack(variant))
+
+    def purge(self, source: str) -> int:
+        """Delete the objects under the source's prefix, a thousand per request."""
+        removed = 0
+        try:
+            keys = [item["Key"] for item in self.bucket.list(cache_key(source, ""))]
+            for start in range(0, len(keys), 1000):
+                chunk = [{"Key": key} for key in keys[start : start + 1000]]
+                reply = self.bucket.client().delete_objects(
+                    Bucket=self.bucket.name, Delete={"Objects": chunk, "Quiet": True}
+                )
+                if reply.get("Errors"):
+                    raise UpstreamError(f"The s3 cache kept {len(reply['Errors'])} variants")
+                removed += len(chunk)
+        except self._errors as error:
+            log.warning("s3 cache purge failed: %s", error)
+            raise UpstreamError("The s3 cache did not answer; purge again") from None
+        return removed
 
     def _read(self, key: str) -> bytes | None:
         from botocore.exceptions import ClientError  # noqa: PLC0415

@@ -21,7 +21,7 @@ from werkzeug.datastructures import ETags
 from werkzeug.http import http_date, parse_etags, quote_etag
 
 from pixfit import metrics
-from pixfit.cache import Cache, StoredVariant, make_cache
+from pixfit.cache import Cache, StoredVariant, cache_key, make_cache
 from pixfit.config import Config, SourceStore
 from pixfit.errors import Overloaded, PixfitError
 from pixfit.hints import ACCEPT_CH, ClientHints
@@ -42,6 +42,7 @@ __all__ = [
     "path_source",
     "problem",
     "problem_response",
+    "source_tag",
     "url_key",
     "variant_etag",
 ]
@@ -143,9 +144,10 @@ class ImageService:
         # no decode. The version of a URL or an object is only known by asking its origin,
         # so their variants are stored under the reference and trusted until they go stale.
         known = source.identify(request.ref)
-        key = variant_etag(known, planned) if known else url_key(request.ref, planned)
-        if known is not None and inm.contains_weak(key):
-            return self._not_modified(key, known.modified, planned)
+        variant = variant_etag(known, planned) if known else url_key(request.ref, planned)
+        if known is not None and inm.contains_weak(variant):
+            return self._not_modified(variant, known.modified, planned)
+        key = cache_key(source_tag(request.kind, request.ref), variant)
         stored = None if planned.passthrough else self._lookup(key)
         if stored is not None and stored.is_fresh(time.time()):
             return self._answer(stored, planned, inm, 'cache;desc="hit"')
@@ -187,6 +189,10 @@ class ImageService:
         variant = replace(stored, fresh_until=self._fresh_until(current))
         self.cache.put(key, variant)
         return self._answer(variant, planned, inm, f'{fetched}, cache;desc="revalidated"')
+
+    def purge(self, kind: SourceKind, ref: str) -> int:
+        """Remove every cached variant of one source, whatever its version; how many."""
+        return self.cache.purge(source_tag(kind, ref))
 
     def _plan(self, request: ImageRequest) -> Plan:
         security = self.config.security
@@ -304,6 +310,11 @@ def path_source(config: Config) -> Source:
 
         return S3Source(Bucket.configured(source, source.fetch_timeout), source.max_source_bytes)
     return LocalSource(source.root, source.max_source_bytes)
+
+
+def source_tag(kind: SourceKind, ref: str) -> str:
+    """What the cache keys of every variant of one source start with (see cache.py)."""
+    return hashlib.sha256(f"{kind}:{ref}".encode()).hexdigest()[:16]
 
 
 def variant_etag(stamp: SourceStamp, planned: Plan) -> str:

@@ -6,6 +6,8 @@ plain values; everything an answer depends on is decided there.
 
 from __future__ import annotations
 
+import hmac
+import json
 import logging
 from collections.abc import Callable
 from functools import partial
@@ -51,8 +53,12 @@ def create_app(config: Config | None = None, *, prefix: str | None = None) -> Fl
     app = Flask(__name__, static_folder=None)
     # werkzeug answers `//x` with an HTML 308 to `/x`; pixfit's own routes say 404 instead.
     app.url_map.merge_slashes = False
-    app.register_blueprint(blueprint(config), url_prefix=prefix or None)
+    service = ImageService.from_config(config)
+    app.register_blueprint(blueprint(config, service=service), url_prefix=prefix or None)
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
+    if config.security.admin_tokens:  # no token, no endpoint: a plain 404
+        purge = partial(_purge, service, config.security.admin_tokens)
+        app.add_url_rule("/_pixfit/purge", "purge", purge, methods=["POST"])
     app.add_url_rule("/metrics", "metrics", _metrics)
     if prefix and config.source.kind == SourceStore.LOCAL:  # the playground lists files
         files = LocalSource(config.source.root, config.source.max_source_bytes)
@@ -183,6 +189,33 @@ def _log_access(response: Response) -> Response:
         render_ms,
     )
     return response
+
+
+def _purge(service: ImageService, tokens: tuple[str, ...]) -> Response:
+    """POST /_pixfit/purge with `path` or `url` (JSON or form): drop that source's variants."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    # Every token is compared, in constant time, so timing tells nothing about any.
+    matches = [hmac.compare_digest(token.encode(), known.encode()) for known in tokens]
+    if scheme.lower() != "bearer" or not any(matches):
+        response = _response(
+            problem(401, "Unauthorized", "Expected Authorization: Bearer with an admin token")
+        )
+        response.headers["WWW-Authenticate"] = 'Bearer realm="pixfit"'
+        return response
+    body = request.get_json(silent=True)
+    values = body if isinstance(body, dict) else request.values
+    given = [(name, values.get(name)) for name in ("path", "url") if name in values]
+    name, ref = given[0] if len(given) == 1 else ("", None)
+    if not isinstance(ref, str) or not ref:
+        return _response(
+            problem(400, "Bad request", "Expected one of path or url, a non-empty string")
+        )
+    try:
+        purged = service.purge(SourceKind.URL if name == "url" else SourceKind.PATH, ref)
+    except PixfitError as error:
+        return _problem(error)
+    log.info("purged %d variants of %s %r", purged, name, ref)
+    return Response(json.dumps({name: ref, "purged": purged}), mimetype="application/json")
 
 
 def _metrics() -> Response:
