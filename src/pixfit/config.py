@@ -76,6 +76,10 @@ class ServerConfig:
     # A worker is replaced after this many renders (plus up to 10%, so that workers do not
     # all restart at once); 0 never. Cache hits and 304s do not count.
     recycle_after_renders: int = 2000
+    # Seconds a stopping server (SIGTERM) may take: it fails /readyz, answers new renders
+    # with 503 and Retry-After, finishes the requests in flight, then exits; at the
+    # latest after this long.
+    grace_period: int = 30
 
 
 @dataclass(frozen=True, slots=True)

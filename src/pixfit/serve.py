@@ -7,7 +7,9 @@ import ctypes.util
 import os
 import random
 import shutil
+import signal
 import tempfile
+import threading
 from collections.abc import Callable
 from functools import partial
 from typing import Any
@@ -68,7 +70,9 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         "threads": limits.max_concurrent + limits.max_queue + SPARE_THREADS,
         # A worker is only killed if a request outlives the render and fetch deadlines.
         "timeout": int(limits.render_timeout + config.source.fetch_timeout + 10),
-        "graceful_timeout": 10,
+        # The master kills workers that are still there this long after SIGTERM.
+        "graceful_timeout": config.server.grace_period,
+        "post_worker_init": partial(_drain_on_sigterm, config.server.grace_period),
         "keepalive": 5,
         # Workers are recycled so that slow heap growth under libvips can never accumulate,
         # but after so many renders, not requests: cache hits and 304s grow nothing, and
@@ -90,6 +94,33 @@ def _set_up_worker(recycle_after: int, _server: Any, worker: Any) -> None:
     # Up to 10% more, so that workers started together do not all restart together.
     jitter = random.randint(0, recycle_after // 10)
     worker.pixfit_renders_left = recycle_after + jitter if recycle_after else None
+
+
+def _drain_on_sigterm(grace_period: int, worker: Any) -> None:
+    """Make the worker drain on SIGTERM instead of closing its socket at once.
+
+    gunicorn's own SIGTERM stops accepting straight away, so a load balancer that has not
+    yet seen /readyz fail gets refused connections. Instead the worker keeps answering:
+    /readyz and every new render get 503 with Retry-After, cache hits are still served,
+    and once the requests in flight are done (or the grace period is over) gunicorn's
+    own graceful exit runs.
+    """
+    service = worker.wsgi.extensions.get("pixfit")
+    if service is None:
+        return
+    slots = service.slots
+
+    def finish() -> None:
+        slots.wait_idle(grace_period)
+        worker.handle_exit(signal.SIGTERM, None)
+
+    def drain(_signum: int, _frame: Any) -> None:
+        if not slots.closed:
+            worker.log.info("draining worker %s", worker.pid)
+            slots.close()
+            threading.Thread(target=finish, name="pixfit-drain", daemon=True).start()
+
+    signal.signal(signal.SIGTERM, drain)
 
 
 def _count_renders(worker: Any, _request: Any, environ: dict[str, Any], _response: Any) -> None:

@@ -137,6 +137,10 @@ class ImageService:
 
     def handle(self, request: ImageRequest) -> ImageResponse:
         """The answer to `request`; raises a `PixfitError` for anything it refuses."""
+        with self.slots.request():  # a draining server waits for it before it exits
+            return self._handle(request)
+
+    def _handle(self, request: ImageRequest) -> ImageResponse:
         planned = self._plan(request)
         source = self.sources[request.kind]
         inm = parse_etags(_header(request.headers, "if-none-match"))

@@ -56,6 +56,7 @@ def create_app(config: Config | None = None, *, prefix: str | None = None) -> Fl
     service = ImageService.from_config(config)
     app.register_blueprint(blueprint(config, service=service), url_prefix=prefix or None)
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
+    app.add_url_rule("/readyz", "readyz", partial(_readyz, service))
     if config.security.admin_tokens:  # no token, no endpoint: a plain 404
         purge = partial(_purge, service, config.security.admin_tokens)
         app.add_url_rule("/_pixfit/purge", "purge", purge, methods=["POST"])
@@ -216,6 +217,15 @@ def _purge(service: ImageService, tokens: tuple[str, ...]) -> Response:
         return _problem(error)
     log.info("purged %d variants of %s %r", purged, name, ref)
     return Response(json.dumps({name: ref, "purged": purged}), mimetype="application/json")
+
+
+def _readyz(service: ImageService) -> Response:
+    """200 while the server takes renders; 503 once it drains (a load balancer's check)."""
+    if service.slots.closed:
+        return _response(
+            problem(503, "Draining", "This server is shutting down", (("Retry-After", "1"),))
+        )
+    return Response(json.dumps({"status": "ready"}), mimetype="application/json")
 
 
 def _metrics() -> Response:
