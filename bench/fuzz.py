@@ -4,7 +4,8 @@
 
 Seeds are small valid JPEG, PNG, WebP, GIF and AVIF images made with pyvips (tests/hostile.py).
 Each iteration mutates one of them (bit flips, byte insert/delete, chunk duplication,
-truncation, splice of two seeds, boundary integers) and renders it with `{"w": "200"}`.
+truncation, splice of two seeds, boundary integers) and renders it with one of OPTION_SETS
+(`{"w": "200"}`, or that with a turn, a mirror, a focal-point crop, a blur or a sharpen).
 
 The only acceptable outcomes are a decodable image at most 200 px wide, or a
 `pixfit.errors.PixfitError` whose status is below 500. Anything else is a finding, saved
@@ -44,16 +45,23 @@ from tests import hostile  # noqa: E402
 
 FINDINGS = HERE / "findings"
 OPTIONS = {"w": "200"}
+# Every set keeps the output at most 200 px wide, which _check_output checks.
+OPTION_SETS = (
+    OPTIONS,
+    {**OPTIONS, "rotate": "90", "flip": "h"},
+    {**OPTIONS, "h": "150", "fit": "cover", "pos": "fp:0.3,0.7", "sharpen": "1"},
+    {**OPTIONS, "rotate": "270", "blur": "3"},
+)
 # The supervisor kills a worker whose current input has not changed for this long (the
 # render deadline is 20 s, so anything far past it is a hang).
 HANG_SECONDS = 60.0
 
 
-def outcome(data: bytes, slow: float) -> tuple[str, str | None]:
+def outcome(data: bytes, slow: float, options: dict[str, str] = OPTIONS) -> tuple[str, str | None]:
     """Render `data`; return (label, problem). `problem` is None when the outcome is fine."""
     started = time.monotonic()
     try:
-        rendered = pixfit.render(data, OPTIONS)
+        rendered = pixfit.render(data, options)
     except PixfitError as error:
         label = str(error.status)
         problem = None if error.status < 500 else f"{type(error).__name__} {error.status}: {error}"
@@ -113,10 +121,14 @@ def worker(seed: int, seconds: float, iterations: int | None, inflight: Path, sl
     while time.monotonic() < deadline and (iterations is None or count < iterations):
         name = rng.choice(names)
         data, applied = hostile.mutate(rng, pool[name], list(pool.values()))
-        provenance = f"seed={seed} iteration={count} from={name} mutations={','.join(applied)}"
+        options = rng.choice(OPTION_SETS)
+        provenance = (
+            f"seed={seed} iteration={count} from={name} mutations={','.join(applied)} "
+            f"options={options}"
+        )
         inflight.write_bytes(data)
         inflight.with_suffix(".txt").write_text(provenance)
-        label, problem = outcome(data, slow)
+        label, problem = outcome(data, slow, options)
         labels[label] += 1
         count += 1
         if problem is not None:

@@ -136,6 +136,12 @@ def build_root(root: Path, listener_port: int) -> list[Request]:
             ),
             Request("good", "hints only", f"/images/{name}", {"Sec-CH-Width": "480", "ECT": "4g"}),
             Request("good", "avif w=200", f"/images/{name}?w=200&format=avif"),
+            Request(
+                "good",
+                "turned, focal, filtered",
+                f"/images/{name}?w=300&h=300&fit=cover&pos=fp:0.3,0.6&rotate=90&flip=h"
+                "&sharpen=1&blur=0.5",
+            ),
             Request("good", "passthrough", f"/images/{name}"),
         ]
     bad += [

@@ -186,10 +186,39 @@ def test_help_documents_the_layout() -> None:
         ("format=webp; bw=2g,3g", {}, ["bw-2g_format-webp", "bw-3g_format-webp"]),
         ("w=320,320", {}, ["w-320"]),
         ("dpr=1.5;bw=slow-2g", {}, ["bw-slow-2g_dpr-1.5"]),
+        ("rotate=90,270;flip=hv", {}, ["flip-hv_rotate-90", "flip-hv_rotate-270"]),
+        ("blur=0.5,2", {"sharpen": "1"}, ["blur-0.5_sharpen-1", "blur-2_sharpen-1"]),
+        # A focal point's "," is its own, not a list's; ":" and "," stay out of file names.
+        (
+            "pos=fp:0.3,0.7,north, fp:0.5,0.5",
+            {},
+            ["pos-fp-0.3-0.7", "pos-north", "pos-fp-0.5-0.5"],
+        ),
+        ("bg=#f80", {}, ["bg--f80"]),
     ],
 )
 def test_parse_variants(spec: str | None, flags: dict[str, str], slugs: list[str]) -> None:
     assert [variant.slug for variant in parse_variants(spec, flags, Config())] == slugs
+
+
+def test_parse_variants_takes_presets() -> None:
+    config = Config().merged({"presets": {"card": {"w": "400", "fit": "cover"}}})
+    variants = parse_variants("w=200,400", {"preset": "card"}, config)
+    assert [variant.slug for variant in variants] == ["preset-card_w-200", "preset-card_w-400"]
+    assert [variant.options.width for variant in variants] == [200, 400]
+    with pytest.raises(BadOption, match="for preset"):
+        parse_variants(None, {"preset": "nope"}, config)
+
+
+def test_batch_turns_every_image(src: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    result = pixfit("batch", str(src), str(out), "--variants", "rotate=90,180", "--w", "100")
+    assert result.returncode == 1, result.stderr  # the broken file and the text file fail
+    # The 400x300 landscape, turned a quarter, is 3:4; turned half, it stays 4:3.
+    quarter = pyvips.Image.new_from_file(str(out / "landscape" / "rotate-90_w-100.jpg"))
+    half = pyvips.Image.new_from_file(str(out / "landscape" / "rotate-180_w-100.jpg"))
+    assert (quarter.width, quarter.height) == (100, 133)
+    assert (half.width, half.height) == (100, 75)
 
 
 @pytest.mark.parametrize(

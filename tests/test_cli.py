@@ -67,6 +67,24 @@ def test_bad_options_exit_non_zero_with_a_message(
     assert not (tmp_path / "x.jpg").exists()
 
 
+def test_operations_and_presets_are_flags(tmp_path: Path) -> None:
+    out = tmp_path / "out.png"
+    # A preset from the environment; --rotate turns the 4:3 landscape to 3:4 before the box.
+    env = {"PIXFIT_PRESETS_THUMB_W": "120", "PIXFIT_PRESETS_THUMB_FORMAT": "png"}
+    result = pixfit(
+        "render", str(LANDSCAPE), "-o", str(out), "--preset", "thumb", "--rotate", "90",
+        "--flip", "h", "--sharpen", "1", "--blur", "0.5", env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    image = pyvips.Image.new_from_file(str(out))
+    source = pyvips.Image.new_from_file(str(LANDSCAPE))
+    assert image.get("vips-loader") == "pngload"
+    assert (image.width, image.height) == (120, round(120 * source.width / source.height))
+    unknown = pixfit("render", str(LANDSCAPE), "-o", str(out), "--preset", "nope", env=env)
+    assert unknown.returncode != 0
+    assert b"Expected thumb for preset but received 'nope'" in unknown.stderr
+
+
 def test_missing_and_non_image_inputs_fail_cleanly(tmp_path: Path) -> None:
     missing = pixfit("render", str(tmp_path / "nope.jpg"), "-o", str(tmp_path / "x.jpg"))
     assert missing.returncode != 0 and b"not found" in missing.stderr

@@ -123,3 +123,59 @@ def test_as_dict_round_trips() -> None:
         {"source": {"allowed_hosts": ["x.example"]}, "profiles": {"2g": {"budget": 1000}}}
     )
     assert Config().merged(config.as_dict()) == config
+
+
+def test_presets_from_toml_and_environment(tmp_path: Path) -> None:
+    path = tmp_path / "pixfit.toml"
+    path.write_text(
+        '[presets.card]\nw = 400\nh = 300\nfit = "cover"\nenlarge = true\n'
+        "[presets.hero-wide]\nw = 1600\n[security]\npresets_only = true\n"
+    )
+    environ = {
+        "PIXFIT_CONFIG": str(path),
+        "PIXFIT_PRESETS_CARD_W": "500",  # the environment overrides one key of the file's
+        "PIXFIT_PRESETS_THUMB_MAX_BYTES": "3000",  # option names with "_" stay whole
+        "PIXFIT_PRESETS_MY_THUMB_WIDTH": "90",  # and preset names with "_" too
+    }
+    config = Config.load(environ)
+    assert config.presets == {
+        "card": {"w": "500", "h": "300", "fit": "cover", "enlarge": "1"},
+        "hero-wide": {"w": "1600"},
+        "thumb": {"max_bytes": "3000"},
+        "my_thumb": {"width": "90"},
+    }
+    assert config.security.presets_only
+    assert Config().merged(config.as_dict()) == config
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"presets": {"card": {"w": "abc"}}}, r"presets\.card\.w: Expected an integer 1\.\.8192"),
+        ({"presets": {"card": {"fit": "squash"}}}, r"presets\.card\.fit: Expected one of"),
+        ({"presets": {"card": {"pos": "fp:2,0"}}}, r"presets\.card\.pos: Expected fp:X,Y"),
+        ({"presets": {"card": {"rotate": 45}}}, r"presets\.card\.rotate: .* for rotate"),
+        ({"presets": {"card": {"wdith": 4}}}, r"presets\.card\.wdith: Unknown option 'wdith'"),
+        ({"presets": {"card": {"preset": "x"}}}, r"presets\.card\.preset: a preset cannot name"),
+        ({"presets": {"card": {"w": [1, 2]}}}, r"presets\.card\.w must be a string or a number"),
+        ({"presets": {"card": {"fit": "cover", "forcefit": 1}}}, r"presets\.card: .*forcefit"),
+        ({"presets": {"a b": {"w": 4}}}, r"presets\.a b: a preset name must be"),
+        ({"presets": {"card": 4}}, r"presets\.card must be a table"),
+        ({"presets": 4}, r"presets must be a table"),
+        ({"security": {"presets_only": True}}, r"security\.presets_only is true but no \[presets"),
+        (
+            {"limits": {"max_output_edge": 300}, "presets": {"card": {"w": 400}}},
+            r"presets\.card\.w: Expected an integer 1\.\.300",
+        ),
+    ],
+)
+def test_bad_presets_fail_at_start_up_with_their_key(data: dict, message: str) -> None:  # type: ignore[type-arg]
+    with pytest.raises(ConfigError, match=message):
+        Config().merged(data)
+
+
+def test_preset_environment_variables_name_an_option() -> None:
+    with pytest.raises(ConfigError, match="PIXFIT_PRESETS_CARD names no option"):
+        Config.load({"PIXFIT_PRESETS_CARD": "1"})
+    with pytest.raises(ConfigError, match=r"presets\.card\.w: Expected an integer"):
+        Config.load({"PIXFIT_PRESETS_CARD_W": "wide"})

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-import time
 from pathlib import Path
 from urllib.parse import quote
 
@@ -34,7 +33,11 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
     root = tmp_path_factory.mktemp("fuzz-root")
     (root / IMAGE).write_bytes(hostile.jpeg(64, 48))
     config = pixfit.Config().merged(
-        {"source": {"root": str(root)}, "limits": {"max_output_edge": MAX_OUTPUT_EDGE}}
+        {
+            "source": {"root": str(root)},
+            "limits": {"max_output_edge": MAX_OUTPUT_EDGE},
+            "presets": {"card": {"w": "40", "h": "30", "fit": "cover", "rotate": "90"}},
+        }
     )
     return pixfit.web.create_app(config).test_client()
 
@@ -45,13 +48,16 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
 
 OPTION_KEYS = (
     "w", "h", "width", "height", "fit", "pos", "enlarge", "screen", "dpr", "bw", "q",
-    "max_bytes", "max-bytes", "format", "f", "bg", "forcefit", "sig", "url",
+    "max_bytes", "max-bytes", "format", "f", "bg", "forcefit", "sig", "url", "rotate", "flip",
+    "blur", "sharpen", "preset",
 )  # fmt: skip
 GOOD_VALUES = (
     "1", "64", "300", "8192", "8193", "0", "-1", "cover", "contain", "fill", "outside",
     "inside", "entropy", "attention", "north", "1", "true", "1280x720", "0x0", "2", "1.5",
     "4.01", "nan", "inf", "slow-2g", "2g", "3g", "4g", "wifi", "jpeg", "jpg", "webp",
-    "avif", "png", "original", "auto", "fff", "#ff8800", "1e3", " 300 ", "0300",
+    "avif", "png", "original", "auto", "fff", "#ff8800", "1e3", " 300 ", "0300", "90", "180",
+    "270", "45", "h", "v", "hv", "vh", "0.3", "100", "10", "fp:0.5,0.5", "fp:0,1", "fp:1.5,0",
+    "fp:", "fp:0.5", "fp:,", "fp:nan,0", "card", "nope",
 )  # fmt: skip
 
 keys = st.one_of(st.sampled_from(OPTION_KEYS), st.text(max_size=12))
@@ -77,7 +83,9 @@ valid_pairs = st.sampled_from(
         ("w", "200"), ("h", "100"), ("fit", "cover"), ("fit", "contain"), ("pos", "entropy"),
         ("bw", "3g"), ("bw", "slow-2g"), ("format", "webp"), ("f", "png"), ("q", "50"),
         ("dpr", "2"), ("screen", "320x240"), ("bg", "f80"), ("enlarge", "1"),
-        ("max_bytes", "2000"), ("forcefit", "1"),
+        ("max_bytes", "2000"), ("forcefit", "1"), ("rotate", "90"), ("rotate", "270"),
+        ("flip", "hv"), ("blur", "2"), ("blur", "100"), ("sharpen", "1"), ("sharpen", "10"),
+        ("pos", "fp:0.2,0.8"), ("pos", "fp:1,0"), ("preset", "card"),
     ]
 )  # fmt: skip
 # A raw fragment: percent signs with or without hex digits after them, separators, junk.
@@ -160,7 +168,6 @@ SEEDS = hostile.seeds()
 def test_mutated_image_renders_or_fails_with_a_4xx(seed_name: str) -> None:
     rng = random.Random(f"test_fuzz:{seed_name}")
     pool = list(SEEDS.values())
-    started = time.monotonic()
     for iteration in range(ITERATIONS_PER_SEED):
         data, applied = hostile.mutate(rng, SEEDS[seed_name], pool)
         where = f"{seed_name} iteration {iteration} ({','.join(applied)}, {len(data)} bytes)"
@@ -174,8 +181,9 @@ def test_mutated_image_renders_or_fails_with_a_4xx(seed_name: str) -> None:
         image = pyvips.Image.new_from_buffer(rendered.data, "")
         assert (image.width, image.height) == (rendered.width, rendered.height), where
         assert image.width <= 200, where
-    # A hang detector: 250 renders of images this small take a second or two.
-    assert time.monotonic() - started < 30
+    # No wall-clock bound here (it failed under a load average of 15 on 2 cores with 7 s of
+    # CPU used): a render that hangs inside libvips is cut by render_timeout and raises a
+    # 503, which the status check above reports as a finding.
 
 
 def test_mutations_are_seeded() -> None:

@@ -2,8 +2,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pixfit.geometry import Caps, crop_offset, resolve
-from pixfit.options import Fit, Gravity
+from pixfit.geometry import Caps, crop_offset, oriented, resolve
+from pixfit.options import Fit, Flip, FocalPoint, Gravity
 
 NONE = Caps()
 
@@ -157,3 +157,62 @@ def test_exact_fits_without_enlarge_keep_the_box_aspect(
             abs(geometry.width * bh / bw - geometry.height) <= 1
             or abs(geometry.height * bw / bh - geometry.width) <= 1
         )
+
+
+@pytest.mark.parametrize(
+    ("point", "offset"),
+    [
+        (FocalPoint(0.5, 0.5), (50, 25)),  # the centre: as a centre crop
+        (FocalPoint(0.6, 0.5), (70, 25)),  # room to centre it exactly: x 120 - 50
+        (FocalPoint(0.0, 0.0), (0, 0)),  # the box slides back inside the image
+        (FocalPoint(1.0, 1.0), (100, 50)),
+        (FocalPoint(0.1, 0.9), (0, 50)),
+        (FocalPoint(0.3, 0.4), (10, 15)),
+    ],
+)
+def test_crop_offset_centres_the_focal_point_where_it_can(
+    point: FocalPoint, offset: tuple[int, int]
+) -> None:
+    assert crop_offset(200, 100, 100, 50, point) == offset
+
+
+@given(
+    st.integers(1, 400), st.integers(1, 400), st.integers(1, 400), st.integers(1, 400),
+    st.floats(0, 1), st.floats(0, 1),
+)  # fmt: skip
+def test_focal_point_is_inside_the_crop_and_as_central_as_it_can_be(
+    width: int, height: int, box_width: int, box_height: int, x: float, y: float
+) -> None:
+    box_width, box_height = min(box_width, width), min(box_height, height)
+    left, top = crop_offset(width, height, box_width, box_height, FocalPoint(x, y))
+    assert 0 <= left <= width - box_width
+    assert 0 <= top <= height - box_height
+    for point, start, box, size in (
+        (x * width, left, box_width, width),
+        (y * height, top, box_height, height),
+    ):
+        assert start <= point <= start + box
+        # No other crop puts the point nearer the box's centre (to a rounding's half pixel).
+        best = min(abs(point - (s + box / 2)) for s in range(size - box + 1))
+        assert abs(point - (start + box / 2)) <= best + 0.5
+
+
+@pytest.mark.parametrize(
+    ("rotate", "flip", "expected"),
+    [
+        (0, None, (0.2, 0.1)),
+        (90, None, (0.9, 0.2)),  # a quarter turn clockwise: the top edge becomes the right
+        (180, None, (0.8, 0.9)),
+        (270, None, (0.1, 0.8)),
+        (0, Flip.H, (0.8, 0.1)),
+        (0, Flip.V, (0.2, 0.9)),
+        (0, Flip.HV, (0.8, 0.9)),
+        (90, Flip.H, (0.1, 0.2)),  # the flip mirrors the turned image
+    ],
+)
+def test_focal_points_follow_rotate_and_flip(
+    rotate: int, flip: Flip | None, expected: tuple[float, float]
+) -> None:
+    assert oriented(FocalPoint(0.2, 0.1), rotate, flip) == FocalPoint(*expected)
+    # Compass positions name sides of the output, so they do not turn.
+    assert oriented(Gravity.NORTH, rotate, flip) == Gravity.NORTH

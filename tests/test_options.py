@@ -1,7 +1,9 @@
+import re
+
 import pytest
 
 from pixfit.errors import BadOption
-from pixfit.options import Fit, Gravity, Options, parse_options
+from pixfit.options import Fit, Flip, FocalPoint, Gravity, Options, parse_options
 from pixfit.profiles import NetworkClass
 from pixfit.registry import OutputFormat
 
@@ -41,6 +43,22 @@ from pixfit.registry import OutputFormat
         ({"format": "original"}, Options(format=OutputFormat.ORIGINAL)),
         ({"bg": "ff8800"}, Options(background=(255, 136, 0))),
         ({"bg": "#F80"}, Options(background=(255, 136, 0))),
+        ({"pos": "fp:0.25,0.75"}, Options(gravity=FocalPoint(0.25, 0.75))),
+        ({"pos": "FP:0,1"}, Options(gravity=FocalPoint(0.0, 1.0))),
+        ({"pos": "fp:.5,1.0"}, Options(gravity=FocalPoint(0.5, 1.0))),
+        ({"pos": "fp:0.123456,0.5"}, Options(gravity=FocalPoint(0.1235, 0.5))),
+        ({"rotate": "90"}, Options(rotate=90)),
+        ({"rotate": "180"}, Options(rotate=180)),
+        ({"rotate": "270"}, Options(rotate=270)),
+        ({"flip": "h"}, Options(flip=Flip.H)),
+        ({"flip": "V"}, Options(flip=Flip.V)),
+        ({"flip": "hv"}, Options(flip=Flip.HV)),
+        ({"flip": "vh"}, Options(flip=Flip.HV)),
+        ({"blur": "0.3"}, Options(blur=0.3)),
+        ({"blur": "100"}, Options(blur=100.0)),
+        ({"blur": "2.555"}, Options(blur=2.56)),
+        ({"sharpen": "0.3"}, Options(sharpen=0.3)),
+        ({"sharpen": "10"}, Options(sharpen=10.0)),
     ],
 )
 def test_parses_every_option_and_alias(args: dict[str, str], expected: Options) -> None:
@@ -78,10 +96,34 @@ def test_parses_every_option_and_alias(args: dict[str, str], expected: Options) 
         ({"forcefit": "1", "fit": "cover"}, "forcefit"),
         ({"w": "10", "width": "20"}, "given twice"),
         ({"wdith": "10"}, "Unknown option 'wdith'"),
+        (
+            {"pos": "fp:1.5,0.5"},
+            "Expected fp:X,Y with X and Y fractions 0..1 of the source for pos",
+        ),
+        ({"pos": "fp:0.5"}, "fractions 0..1 of the source for pos but received 'fp:0.5'"),
+        ({"pos": "fp:-0.1,0.5"}, "fp:X,Y with X and Y fractions 0..1"),
+        ({"pos": "fp:0.5,0.5,0.5"}, "fp:X,Y"),
+        ({"pos": "fp:nan,0.5"}, "fp:X,Y"),
+        ({"pos": "fp:1e-1,0.5"}, "fp:X,Y"),
+        ({"pos": "fp:"}, "fp:X,Y"),
+        ({"pos": "middle"}, "northwest, entropy, attention, or fp:X,Y (fractions 0..1 of the"),
+        ({"rotate": "45"}, "Expected one of 90, 180 or 270 (clockwise degrees) for rotate but"),
+        ({"rotate": "0"}, "for rotate but received '0'"),
+        ({"rotate": "-90"}, "for rotate"),
+        ({"rotate": "90.0"}, "for rotate"),
+        ({"flip": "x"}, "Expected one of h, v, hv for flip but received 'x'"),
+        ({"blur": "0.2"}, "Expected a number 0.3..100 for blur but received '0.2'"),
+        ({"blur": "101"}, "for blur"),
+        ({"blur": "nan"}, "for blur"),
+        ({"blur": "inf"}, "for blur"),
+        ({"blur": ""}, "for blur"),
+        ({"sharpen": "11"}, "Expected a number 0.3..10 for sharpen but received '11'"),
+        ({"sharpen": "0"}, "for sharpen"),
+        ({"preset": "card"}, "Expected a configured preset (there are none) for preset"),
     ],
 )
 def test_bad_values_name_option_value_and_expectation(args: dict[str, str], fragment: str) -> None:
-    with pytest.raises(BadOption, match=fragment.replace("(", r"\(").replace(".", r"\.")):
+    with pytest.raises(BadOption, match=re.escape(fragment)):
         parse_options(args)
 
 
@@ -114,3 +156,49 @@ def test_only_ascii_digits_count() -> None:
     for args in ({"screen": f"{arabic_1280}x720"}, {"w": "²"}, {"q": "①"}, {"w": "9" * 5000}):
         with pytest.raises(BadOption):
             parse_options(args)
+
+
+PRESETS = {"card": {"w": "400", "h": "300", "fit": "cover"}, "thumb": {"width": "80"}}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"preset": "card"}, Options(width=400, height=300, fit=Fit.COVER)),
+        # Options beside the preset override its own, whatever alias either used.
+        ({"preset": "card", "w": "500"}, Options(width=500, height=300, fit=Fit.COVER)),
+        ({"preset": "card", "width": "500"}, Options(width=500, height=300, fit=Fit.COVER)),
+        ({"preset": "thumb", "w": "90", "q": "50"}, Options(width=90, quality=50)),
+        # forcefit=1 is fit=fill, so it overrides the preset's fit rather than clashing.
+        ({"preset": "card", "forcefit": "1"}, Options(width=400, height=300, fit=Fit.FILL)),
+    ],
+)
+def test_presets_stand_for_their_options(args: dict[str, str], expected: Options) -> None:
+    assert parse_options(args, presets=PRESETS) == expected
+
+
+def test_unknown_preset_names_the_presets() -> None:
+    with pytest.raises(
+        BadOption, match="Expected one of card or thumb for preset but received 'x'"
+    ):
+        parse_options({"preset": "x"}, presets=PRESETS)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [{}, {"w": "400"}, {"preset": "card", "w": "500"}, {"preset": "card", "utm": "1"}],
+)
+def test_presets_only_refuses_anything_but_a_preset_alone(args: dict[str, str]) -> None:
+    with pytest.raises(BadOption, match=r"Expected only preset=NAME, NAME one of card or thumb"):
+        parse_options(args, presets=PRESETS, presets_only=True)
+
+
+def test_presets_only_takes_a_preset_alone() -> None:
+    args = {"preset": "thumb", "sig": "abc"}
+    options = parse_options(args, presets=PRESETS, presets_only=True, ignore=frozenset({"sig"}))
+    assert options == Options(width=80)
+    # Keys that are ignored anyway, when options are not strict, do not count.
+    loose = parse_options(
+        {"preset": "thumb", "utm": "1"}, presets=PRESETS, presets_only=True, strict=False
+    )
+    assert loose == Options(width=80)

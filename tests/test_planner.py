@@ -5,7 +5,7 @@ import pytest
 from pixfit.config import Config
 from pixfit.geometry import Caps
 from pixfit.hints import ClientHints
-from pixfit.options import Fit, Gravity, Options, parse_options
+from pixfit.options import Fit, Flip, FocalPoint, Options, parse_options
 from pixfit.planner import NOT_IN_KEY, Plan, choose_outputs, plan
 from pixfit.profiles import NetworkClass as N
 from pixfit.registry import ImageFormat as F
@@ -172,12 +172,28 @@ def test_key_names_the_variant() -> None:
     assert _plan({}).key == "original"
 
 
+@pytest.mark.parametrize(
+    "other",
+    [
+        {"rotate": "90"}, {"rotate": "270"}, {"flip": "h"}, {"flip": "hv"}, {"blur": "2"},
+        {"blur": "2.5"}, {"sharpen": "1"}, {"pos": "fp:0.5,0.5"}, {"pos": "fp:0.5,0.25"},
+    ],
+)  # fmt: skip
+def test_operations_and_focal_points_change_the_key(other: dict[str, str]) -> None:
+    base = {"w": "400", "h": "300", "fit": "cover"}
+    keys = {_plan(base).key, _plan({**base, **other}).key}
+    assert len(keys) == 2
+    # One spelling per value: the same point or sigma written differently is one variant.
+    respelled = {key: value.replace("0.5", ".50") for key, value in other.items()}
+    assert _plan({**base, **respelled}).key == _plan({**base, **other}).key
+
+
 # A value unlike the base plan's for every Plan field; a new field must be added here.
 _OTHER_VALUES = {
     "box_width": 401,
     "box_height": 300,
     "fit": Fit.COVER,
-    "gravity": Gravity.NORTH,
+    "gravity": FocalPoint(0.25, 0.75),
     "enlarge": True,
     "caps": Caps(640, None, 8192),
     "formats": (F.WEBP, F.JPEG, F.PNG),
@@ -190,6 +206,10 @@ _OTHER_VALUES = {
     "background": (255, 0, 0),
     "network": N.FOUR_G,
     "exhaustive": True,
+    "rotate": 90,
+    "flip": Flip.H,
+    "blur": 2.0,
+    "sharpen": 1.0,
 }
 
 

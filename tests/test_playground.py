@@ -103,3 +103,23 @@ def test_changing_the_width_re_renders(page: Page) -> None:
     assert after["wifi"] != before["wifi"]
     assert "w=240" in cards(page)[0]["url"]
     assert "w=240" in page.text_content("#snippet")
+
+
+def test_operations_are_controls(page: Page) -> None:
+    before = {card["cls"]: card["dimensions"] for card in cards(page)}
+    width, height = (int(side) for side in before["wifi"].split(" \u00d7 "))
+    assert width > height  # the landscape sample
+    page.select_option('select[name="rotate"]', "90")
+    page.wait_for_selector('body[data-ready="3"]', timeout=60_000)
+    page.select_option('select[name="blur"]', "3")
+    page.wait_for_selector('body[data-ready="4"]', timeout=60_000)
+    shown = cards(page)
+    turned_width, turned_height = (int(side) for side in shown[-1]["dimensions"].split(" \u00d7 "))
+    # The same width asked for, now of the turned image: portrait.
+    assert turned_width == width
+    assert turned_height > turned_width
+    for card in shown:
+        assert "rotate=90" in card["url"] and "blur=3" in card["url"], card
+    assert "rotate=90" in page.text_content("#snippet")
+    for name in ("flip", "sharpen", "pos"):
+        assert page.locator(f'select[name="{name}"] option').count() > 2

@@ -9,10 +9,10 @@ import pixfit
 
 def test_public_api_is_pinned() -> None:
     assert sorted(pixfit.__all__) == [
-        "ClientHints", "Config", "ConfigError", "Fit", "Gravity", "NetworkClass", "Options",
-        "OutputFormat", "PixfitError", "Plan", "Profile", "Rendered", "Timings", "blueprint",
-        "configure", "create_app", "image_url", "parse_options", "plan", "render",
-        "render_plan", "srcset",
+        "ClientHints", "Config", "ConfigError", "Fit", "Flip", "FocalPoint", "Gravity",
+        "NetworkClass", "Options", "OutputFormat", "PixfitError", "Plan", "Profile", "Rendered",
+        "Timings", "blueprint", "configure", "create_app", "image_url", "parse_options", "plan",
+        "render", "render_plan", "srcset",
     ]  # fmt: skip
     for name in pixfit.__all__:
         assert getattr(pixfit, name) is not None

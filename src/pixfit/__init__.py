@@ -6,7 +6,7 @@ from pixfit.config import Config, ConfigError
 from pixfit.embed import image_url, srcset
 from pixfit.errors import PixfitError
 from pixfit.hints import ClientHints
-from pixfit.options import Fit, Gravity, Options, parse_options
+from pixfit.options import Fit, Flip, FocalPoint, Gravity, Options, parse_options
 from pixfit.planner import Plan, plan
 from pixfit.profiles import NetworkClass, Profile
 from pixfit.registry import OutputFormat
@@ -20,6 +20,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "Fit",
+    "Flip",
+    "FocalPoint",
     "Gravity",
     "NetworkClass",
     "Options",

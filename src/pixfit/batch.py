@@ -2,7 +2,9 @@
 
 Layout: OUT_DIR/<path under SRC_DIR without its suffix>/<slug>.<ext>
   <slug>  the variant's option pairs sorted by name, NAME-VALUE joined by "_"
-          (bw-3g_format-webp_w-640), or "original" when no option is given
+          (bw-3g_format-webp_w-640), or "original" when no option is given; characters
+          other than letters, digits, "." and "-" become "-" (pos=fp:0.3,0.7 is
+          pos-fp-0.3-0.7)
   <ext>   from the rendered media type: jpg, webp, avif, png (gif for an untouched GIF)
   e.g. SRC_DIR/trips/cat.jpg with w=640,format=webp -> OUT_DIR/trips/cat/format-webp_w-640.webp
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import errno
 import itertools
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -64,7 +67,13 @@ class Variant:
     @property
     def slug(self) -> str:
         """The output file name without its extension."""
-        return "_".join(f"{name}-{value}" for name, value in self.args) or "original"
+        pairs = (f"{name}-{_SLUG_UNSAFE.sub('-', value)}" for name, value in self.args)
+        return "_".join(pairs) or "original"
+
+
+# What a file name should not hold: ":" is refused on Windows, "," and "#" trip up shells
+# and URLs; "_" separates the pairs.
+_SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,16 +110,30 @@ def parse_variants(spec: str | None, flags: Mapping[str, str], config: Config) -
             raise BadOption(f"Expected NAME=V1,V2 for --variants but received {part.strip()!r}")
         if name in lists or name in flags:
             raise BadOption(f"Option {name!r} is given twice (in --variants or as a flag)")
-        lists[name] = [value.strip() for value in values.split(",")]
+        lists[name] = [value.strip() for value in _values(values)]
     # Keyed by the pairs, so a value listed twice is rendered once.
     variants: dict[tuple[tuple[str, str], ...], Variant] = {}
     for combination in itertools.product(*lists.values()):
         args = {**flags, **dict(zip(lists, combination, strict=True))}
         pairs = tuple(sorted((name, value.strip()) for name, value in args.items()))
         # Always strict: a typo in the list must fail now, not quietly render duplicates.
-        options = parse_options(dict(pairs), max_edge=config.limits.max_output_edge, strict=True)
+        options = parse_options(
+            dict(pairs), max_edge=config.limits.max_output_edge, strict=True,
+            presets=config.presets,
+        )  # fmt: skip
         variants[pairs] = Variant(pairs, options)
     return list(variants.values())
+
+
+def _values(text: str) -> list[str]:
+    """The values of one --variants option, split on ",", keeping each fp:X,Y whole."""
+    values: list[str] = []
+    for piece in text.split(","):
+        if values and values[-1].strip().lower().startswith("fp:") and "," not in values[-1]:
+            values[-1] += f",{piece}"
+        else:
+            values.append(piece)
+    return values
 
 
 def run_batch(

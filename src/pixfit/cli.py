@@ -15,7 +15,7 @@ from pixfit import batch
 from pixfit.cache import make_cache
 from pixfit.config import CacheKind, Config, ConfigError
 from pixfit.errors import BadOption, PixfitError
-from pixfit.options import ALIASES, OPTIONS, parse_options
+from pixfit.options import ALIASES, OPTIONS, PRESET, parse_options
 from pixfit.registry import (
     BY_EXTENSION,
     BY_MEDIA_TYPE,
@@ -84,12 +84,21 @@ def _option_flags() -> dict[str, OptionFlag]:
     """
     flags: dict[str, OptionFlag] = {}
     taken: set[str] = set()
-    named = [(name, spec, spec.help) for name, spec in OPTIONS.items()]
-    named += [(alias, OPTIONS[name], f"Same as --{name}.") for alias, name in ALIASES.items()]
-    for name, spec, help_text in named:
+    named = [(name, spec.shown_as, spec.help) for name, spec in OPTIONS.items()]
+    named += [
+        (alias, OPTIONS[name].shown_as, f"Same as --{name}.") for alias, name in ALIASES.items()
+    ]
+    named += [
+        (
+            PRESET,
+            "NAME",
+            "A named option set, [presets.NAME] in the config; other flags override it.",
+        )
+    ]
+    for name, metavar, help_text in named:
         spellings = sorted({f"--{name}", f"--{name.replace('_', '-')}"} - taken)
         if spellings:
-            flags[name] = OptionFlag(tuple(spellings), spec.shown_as, help_text)
+            flags[name] = OptionFlag(tuple(spellings), metavar, help_text)
             taken.update(spellings)
     return flags
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 import tomllib
 import types
 import typing
@@ -18,6 +19,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from pixfit.errors import BadOption
+from pixfit.options import ALIASES, OPTIONS, PRESET, Presets, parse_options
 from pixfit.profiles import DEFAULT_PROFILES, NetworkClass, Profile
 
 __all__ = [
@@ -185,6 +188,9 @@ class SecurityConfig:
     allowed_qualities: tuple[int, ...] = ()
     # Bearer tokens that may call POST /_pixfit/purge; empty turns the endpoint off (404).
     admin_tokens: tuple[str, ...] = ()
+    # Refuse every image request that is not `?preset=NAME` alone, so the variants (and
+    # the CPU they cost) are the operator's presets times the network classes.
+    presets_only: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -200,6 +206,9 @@ class Config:
     profiles: Mapping[NetworkClass, Profile] = field(default_factory=lambda: DEFAULT_PROFILES)
     # The class used when neither `bw` nor a network hint says otherwise.
     default_class: NetworkClass = NetworkClass.WIFI
+    # Named option sets for `?preset=NAME`: each maps option names to values as a query
+    # string would give them ([presets.card] w = 400 becomes {"card": {"w": "400"}}).
+    presets: Presets = field(default_factory=dict)
 
     @classmethod
     def from_toml(cls, path: str | Path) -> Config:
@@ -228,6 +237,8 @@ class Config:
                 changes[key] = _coerce(NetworkClass, value, key)
             elif key == "profiles":
                 changes[key] = _merged_profiles(self.profiles, value)
+            elif key == "presets":
+                changes[key] = _merged_presets(self.presets, value)
             elif key in _SECTIONS:
                 if not isinstance(value, Mapping):
                     raise ConfigError(f"{key} must be a table of keys")
@@ -250,6 +261,7 @@ class Config:
             }
             for cls, profile in self.profiles.items()
         }
+        out["presets"] = {name: dict(values) for name, values in self.presets.items()}
         return out
 
 
@@ -265,6 +277,9 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         rest = name[len(ENV_PREFIX) :].lower()
         if rest == "default_class":
             data["default_class"] = value
+        elif rest.startswith("presets_"):
+            preset, option = _preset_variable(rest[len("presets_") :], name)
+            data.setdefault("presets", {}).setdefault(preset, {})[option] = value
         elif rest.startswith("profiles_"):
             # PIXFIT_PROFILES_SLOW_2G_BUDGET: the class is the longest known prefix.
             tail = rest[len("profiles_") :]
@@ -282,6 +297,45 @@ def env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
                 raise ConfigError(f"unknown environment variable {name}")
             data.setdefault(section, {})[key] = value
     return data
+
+
+# Option names as environment variables spell them: lower case, "_" for "-".
+_OPTION_NAMES = sorted({name.replace("-", "_") for name in (*OPTIONS, *ALIASES)}, key=len)
+_PRESET_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _preset_variable(tail: str, variable: str) -> tuple[str, str]:
+    """PIXFIT_PRESETS_HERO_MAX_BYTES: the option is the longest name that ends the tail."""
+    for option in reversed(_OPTION_NAMES):
+        name = tail.removesuffix(f"_{option}")
+        if name != tail and name:
+            return name, option
+    raise ConfigError(f"environment variable {variable} names no option after the preset")
+
+
+def _merged_presets(presets: Presets, values: Any) -> dict[str, dict[str, str]]:
+    """The presets with a TOML or environment table of them applied, values as strings."""
+    if not isinstance(values, Mapping):
+        raise ConfigError("presets must be a table of named option tables")
+    merged = {name: dict(options) for name, options in presets.items()}
+    for name, table in values.items():
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"presets.{name} must be a table of options")
+        if not _PRESET_NAME.fullmatch(name):
+            raise ConfigError(
+                f"presets.{name}: a preset name must be 1-64 letters, digits, '_' or '-'"
+            )
+        options = merged.setdefault(name, {})
+        for key, value in table.items():
+            if key == PRESET:
+                raise ConfigError(f"presets.{name}.{key}: a preset cannot name another preset")
+            if not isinstance(value, str | int | float):  # bool is an int
+                raise ConfigError(
+                    f"presets.{name}.{key} must be a string or a number, got {value!r}"
+                )
+            # As a query string spells it: TOML's `enlarge = true` is enlarge=1.
+            options[key] = str(int(value)) if isinstance(value, bool) else str(value)
+    return merged
 
 
 def _merged_section(section: Any, values: Mapping[str, Any], where: str) -> Any:
@@ -379,6 +433,7 @@ def _checked(config: Config) -> Config:
         )
     _check_redis(config.cache)
     _check_s3(config)
+    _check_presets(config)
     for cls, profile in config.profiles.items():
         if not 1 <= profile.quality_min <= profile.quality_max <= 100:
             raise ConfigError(
@@ -397,6 +452,22 @@ def _checked(config: Config) -> Config:
                 f"got {profile.budget}"
             )
     return config
+
+
+def _check_presets(config: Config) -> None:
+    """Every preset parses as a URL's options would, each key on its own and all together."""
+    max_edge = config.limits.max_output_edge
+    for name, options in config.presets.items():
+        try:
+            for key, value in options.items():
+                where = f"presets.{name}.{key}"
+                parse_options({key: value}, max_edge=max_edge)
+            where = f"presets.{name}"
+            parse_options(options, max_edge=max_edge)
+        except BadOption as error:
+            raise ConfigError(f"{where}: {error}") from None
+    if config.security.presets_only and not config.presets:
+        raise ConfigError("security.presets_only is true but no [presets.NAME] table is set")
 
 
 def _check_redis(cache: CacheConfig) -> None:

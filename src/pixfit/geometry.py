@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pixfit.options import Fit, Gravity
+from pixfit.options import Fit, Flip, FocalPoint, Position
 
 __all__ = [
     "Caps",
     "Geometry",
     "crop_offset",
+    "oriented",
     "resolve",
 ]
 
@@ -63,14 +64,38 @@ def resolve(
 
 
 def crop_offset(
-    width: int, height: int, box_width: int, box_height: int, gravity: Gravity
+    width: int, height: int, box_width: int, box_height: int, gravity: Position
 ) -> tuple[int, int]:
     """Left and top of a box_width x box_height crop of a width x height image."""
     spare_x, spare_y = max(0, width - box_width), max(0, height - box_height)
+    if isinstance(gravity, FocalPoint):
+        # The box centred on the point, then slid back inside the image where it overhangs.
+        left = round(gravity.x * width - box_width / 2)
+        top = round(gravity.y * height - box_height / 2)
+        return min(max(left, 0), spare_x), min(max(top, 0), spare_y)
     name = str(gravity)
     left = 0 if name.endswith("west") else spare_x if name.endswith("east") else spare_x // 2
     top = 0 if name.startswith("north") else spare_y if name.startswith("south") else spare_y // 2
     return left, top
+
+
+def oriented(gravity: Position, rotate: int, flip: Flip | None) -> Position:
+    """Where a focal point lands once the image is turned clockwise, then mirrored.
+
+    A focal point names a spot of the source; compass positions name sides of the
+    output, so they stay as they are.
+    """
+    if not isinstance(gravity, FocalPoint):
+        return gravity
+    x, y = gravity.x, gravity.y
+    for _ in range(rotate // 90):
+        # A quarter turn clockwise: the left edge becomes the top, the top the right.
+        x, y = 1 - y, x
+    if flip is not None and "h" in flip:
+        x = 1 - x
+    if flip is not None and "v" in flip:
+        y = 1 - y
+    return FocalPoint(round(x, 4), round(y, 4))
 
 
 def _scaled(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -16,11 +17,17 @@ __all__ = [
     "ALIASES",
     "MAX_SCREEN_EDGE",
     "OPTIONS",
+    "PRESET",
     "RGB",
+    "ROTATIONS",
     "Fit",
+    "Flip",
+    "FocalPoint",
     "Gravity",
     "OptionSpec",
     "Options",
+    "Position",
+    "Presets",
     "check_allowlists",
     "parse_options",
 ]
@@ -52,6 +59,35 @@ class Gravity(StrEnum):
     ATTENTION = "attention"
 
 
+@dataclass(frozen=True, slots=True)
+class FocalPoint:
+    """A point of the source that `cover` keeps as near the centre as the crop allows."""
+
+    # Fractions 0..1 of the source's width and height as displayed (after EXIF
+    # orientation, before `rotate` and `flip`), from its top left corner.
+    x: float
+    y: float
+
+    def __str__(self) -> str:
+        # The URL spelling, which is also how the plan's key names it.
+        return f"fp:{self.x:g},{self.y:g}"
+
+
+# What `cover` keeps: a compass side, a smart crop, or a focal point.
+Position = Gravity | FocalPoint
+
+
+class Flip(StrEnum):
+    """A mirror of the output: left-right, top-bottom, or both."""
+
+    H = "h"
+    V = "v"
+    HV = "hv"
+
+
+# Clockwise turns `rotate` takes, in degrees (as in libvips, imgproxy and EXIF).
+ROTATIONS = (90, 180, 270)
+
 RGB = tuple[int, int, int]
 
 # Rejected above this, whatever the configured output cap: 4x a 16K screen.
@@ -66,7 +102,7 @@ class Options:
     width: int | None = None
     height: int | None = None
     fit: Fit = Fit.INSIDE
-    gravity: Gravity = Gravity.CENTRE
+    gravity: Position = Gravity.CENTRE
     # Allow output larger than the source.
     enlarge: bool = False
     # The client's screen in CSS pixels, (width, height).
@@ -82,6 +118,13 @@ class Options:
     format: OutputFormat | None = None
     # Background for letterboxing and for flattening alpha; None means white or transparent.
     background: RGB | None = None
+    # Clockwise degrees (90, 180 or 270) after EXIF orientation; 0 means none.
+    rotate: int = 0
+    # A mirror of the rotated image; None means none.
+    flip: Flip | None = None
+    # Gaussian blur and unsharp-mask sigmas, in output pixels; None means none.
+    blur: float | None = None
+    sharpen: float | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -94,21 +137,53 @@ T = TypeVar("T")
 Parser = Callable[[str, str, int], object]
 
 
+# The query key that names a preset, which stands for the options in its config table.
+PRESET = "preset"
+# Presets by name, each its options as query strings would give them.
+Presets = Mapping[str, Mapping[str, str]]
+
+
 def parse_options(
     args: Mapping[str, str],
     *,
     max_edge: int = 8192,
     strict: bool = True,
     ignore: frozenset[str] = frozenset(),
+    presets: Presets | None = None,
+    presets_only: bool = False,
 ) -> Options:
     """Turn string options into `Options`, raising `BadOption` that names what was wrong.
 
     `max_edge` bounds `w` and `h`; keys in `ignore` belong to the caller (`url`, `sig`).
+    `preset=NAME` stands for the options of `presets[NAME]`, and options given beside it
+    override the preset's; `presets_only` refuses anything but a preset alone.
     """
+    given = {key: value for key, value in args.items() if key not in ignore}
+    name = given.pop(PRESET, None)
+    presets = presets or {}
+    # Keys that are ignored anyway (unknown ones, when not strict) do not count.
+    counted = [key for key in given if strict or ALIASES.get(key, key) in OPTIONS]
+    if presets_only and (name is None or counted):
+        received = "&".join(f"{key}={value}" for key, value in args.items() if key not in ignore)
+        raise BadOption(
+            f"Expected only preset=NAME, NAME {_preset_names(presets)}, because the server "
+            f"takes presets only, but received {received!r}"
+        )
+    values: dict[str, object] = {}
+    if name is not None:
+        name = name.strip()
+        if name not in presets:
+            raise _bad(PRESET, name, _preset_names(presets))
+        values = _fields(presets[name], max_edge, strict=True)
+    # Field by field, so that `width=` given here overrides a preset's `w`.
+    values |= _fields(given, max_edge, strict)
+    return Options(**values)  # type: ignore[arg-type]
+
+
+def _fields(args: Mapping[str, str], max_edge: int, strict: bool) -> dict[str, object]:
+    """The `Options` fields that `args` set, each parsed and checked."""
     values: dict[str, object] = {}
     for raw_key, raw in args.items():
-        if raw_key in ignore:
-            continue
         key = ALIASES.get(raw_key, raw_key)
         spec = OPTIONS.get(key)
         if spec is None:
@@ -121,7 +196,11 @@ def parse_options(
         values[spec.field] = spec.parse(raw_key, raw.strip(), max_edge)
     if values.pop("forcefit", False) and values.setdefault("fit", Fit.FILL) != Fit.FILL:
         raise BadOption("Expected no fit other than fill with forcefit=1")
-    return Options(**values)  # type: ignore[arg-type]
+    return values
+
+
+def _preset_names(presets: Presets) -> str:
+    return _one_of(sorted(presets)) if presets else "a configured preset (there are none)"
 
 
 def check_allowlists(options: Options, widths: tuple[int, ...], qualities: tuple[int, ...]) -> None:
@@ -151,7 +230,9 @@ def _integer(low: int, high: int | None = None) -> Parser:
     return parse
 
 
-def _choice(kind: type[T], aliases: Mapping[str, T] | None = None) -> Parser:
+def _choice(kind: type[T], aliases: Mapping[str, T] | None = None, *, also: str = "") -> Parser:
+    """A parser of one of `kind`'s values; `also` names what else the option takes."""
+
     def parse(name: str, raw: str, _max_edge: int) -> T:
         value = raw.lower()
         if aliases and value in aliases:
@@ -160,7 +241,7 @@ def _choice(kind: type[T], aliases: Mapping[str, T] | None = None) -> Parser:
             return kind(value)  # type: ignore[call-arg]
         except ValueError:
             names = ", ".join(str(member) for member in kind)  # type: ignore[attr-defined]
-            raise _bad(name, raw, f"one of {names}") from None
+            raise _bad(name, raw, f"one of {names}{also}") from None
 
     return parse
 
@@ -178,14 +259,41 @@ def _screen(name: str, raw: str, _max_edge: int) -> tuple[int, int]:
     return int(match[1]), int(match[2])
 
 
-def _dpr(name: str, raw: str, _max_edge: int) -> float:
-    try:
-        value = float(raw)
-    except ValueError:
-        value = 0.0
-    if not 1 <= value <= 4:  # also refuses nan and inf
-        raise _bad(name, raw, "a number 1..4")
-    return round(value, 2)
+def _number(low: float, high: float) -> Parser:
+    """A decimal in low..high, rounded to 2 places (so caches see fewer variants)."""
+
+    def parse(name: str, raw: str, _max_edge: int) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not low <= value <= high:  # also refuses nan and inf
+            raise _bad(name, raw, f"a number {low:g}..{high:g}")
+        return round(value, 2)
+
+    return parse
+
+
+_GRAVITY = _choice(
+    Gravity, {"center": Gravity.CENTRE}, also=", or fp:X,Y (fractions 0..1 of the source)"
+)
+_FRACTION = r"([0-9]*\.?[0-9]+)"
+
+
+def _position(name: str, raw: str, max_edge: int) -> Position:
+    if not raw.lower().startswith("fp:"):
+        return _GRAVITY(name, raw, max_edge)  # type: ignore[return-value]
+    match = re.fullmatch(f"fp:{_FRACTION},{_FRACTION}", raw.lower())
+    if not match or not all(0 <= float(part) <= 1 for part in match.groups()):
+        raise _bad(name, raw, "fp:X,Y with X and Y fractions 0..1 of the source")
+    # 4 places: under a pixel on a 10,000 px source, and one spelling per point.
+    return FocalPoint(round(float(match[1]), 4), round(float(match[2]), 4))
+
+
+def _rotation(name: str, raw: str, _max_edge: int) -> int:
+    if raw not in {str(degrees) for degrees in ROTATIONS}:
+        raise _bad(name, raw, f"{_one_of(ROTATIONS)} (clockwise degrees)")
+    return int(raw)
 
 
 def _colour(name: str, raw: str, _max_edge: int) -> RGB:
@@ -197,8 +305,10 @@ def _colour(name: str, raw: str, _max_edge: int) -> RGB:
     return int(text[0:2], 16), int(text[2:4], 16), int(text[4:6], 16)
 
 
-def _one_of(names: Iterable[str]) -> str:
+def _one_of(names: Iterable[object]) -> str:
     listed = [str(name) for name in names]
+    if len(listed) == 1:
+        return listed[0]
     return f"one of {', '.join(listed[:-1])} or {listed[-1]}"
 
 
@@ -233,8 +343,11 @@ OPTIONS: Mapping[str, OptionSpec] = {
     ),
     "pos": OptionSpec(
         "gravity",
-        _choice(Gravity, {"center": Gravity.CENTRE}),
-        f"What fit=cover keeps when it crops: {_one_of(Gravity)} (default centre).",
+        _position,
+        f"What fit=cover keeps when it crops: {_one_of([*Gravity, 'fp:X,Y'])} (default "
+        "centre); fp keeps the point at fractions X,Y of the source as near the centre as "
+        "the crop allows.",
+        "POSITION",
     ),
     "enlarge": OptionSpec(
         "enlarge", _flag, "Allow output larger than the source: 0 (default) or 1.", "0|1"
@@ -245,7 +358,7 @@ OPTIONS: Mapping[str, OptionSpec] = {
         f"The client's screen as WIDTHxHEIGHT in CSS pixels, each 1..{MAX_SCREEN_EDGE}.",
         "WxH",
     ),
-    "dpr": OptionSpec("dpr", _dpr, "Device pixel ratio, a number 1..4.", "RATIO"),
+    "dpr": OptionSpec("dpr", _number(1, 4), "Device pixel ratio, a number 1..4.", "RATIO"),
     "bw": OptionSpec(
         "network",
         _choice(NetworkClass),
@@ -276,7 +389,31 @@ OPTIONS: Mapping[str, OptionSpec] = {
         "HEX",
     ),
     "forcefit": OptionSpec("forcefit", _flag, "Stretch to the box like fit=fill: 0 or 1.", "0|1"),
+    "rotate": OptionSpec(
+        "rotate",
+        _rotation,
+        f"Turn clockwise by {_one_of(ROTATIONS)} degrees, after the EXIF orientation.",
+        "DEGREES",
+    ),
+    "flip": OptionSpec(
+        "flip",
+        _choice(Flip, {"vh": Flip.HV}),
+        "Mirror the (rotated) image: h left-right, v top-bottom, hv both.",
+        "h|v|hv",
+    ),
+    "blur": OptionSpec(
+        "blur",
+        _number(0.3, 100),
+        "Gaussian blur of this sigma in output pixels, 0.3..100.",
+        "SIGMA",
+    ),
+    "sharpen": OptionSpec(
+        "sharpen",
+        _number(0.3, 10),
+        "Unsharp mask of this sigma in output pixels, 0.3..10.",
+        "SIGMA",
+    ),
 }
 # Other names of options; each parses exactly as the option it names.
 ALIASES: Mapping[str, str] = {"width": "w", "height": "h", "f": "format", "max-bytes": "max_bytes"}
-_PUBLIC_NAMES = set(OPTIONS) | set(ALIASES)
+_PUBLIC_NAMES = set(OPTIONS) | set(ALIASES) | {PRESET}

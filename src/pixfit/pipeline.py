@@ -14,7 +14,7 @@ from pixfit.config import LimitsConfig
 from pixfit.errors import CorruptImage, Overloaded, TooLarge
 from pixfit.formats import sniff
 from pixfit.geometry import Geometry, crop_offset
-from pixfit.options import RGB, Fit, Gravity
+from pixfit.options import RGB, Fit, Flip, Gravity, Position
 from pixfit.registry import FORMATS, ImageFormat
 
 __all__ = [
@@ -24,12 +24,16 @@ __all__ = [
     "Job",
     "SourceInfo",
     "Step",
+    "blur",
     "crop",
     "decode",
     "flatten",
+    "flip",
     "inspect",
     "jpeg_shrink",
     "letterbox",
+    "rotate",
+    "sharpen",
     "to_srgb",
 ]
 
@@ -55,11 +59,23 @@ class SourceInfo:
 class Job:
     """The inputs every step reads: the target geometry and the chosen output."""
 
+    # In the frame of the output: after `rotate` and `flip` (see geometry.oriented).
     geometry: Geometry
-    gravity: Gravity
+    gravity: Position
     output: ImageFormat
     # Letterbox and flatten colour; None is white when flattening, transparent when padding.
     background: RGB | None
+    # Clockwise degrees after EXIF orientation (0 none), then a mirror (None none).
+    rotate: int = 0
+    flip: Flip | None = None
+    # Gaussian blur and unsharp-mask sigmas in output pixels; None means none.
+    blur: float | None = None
+    sharpen: float | None = None
+
+    @property
+    def turns_sideways(self) -> bool:
+        """True when `rotate` swaps width and height."""
+        return self.rotate in (90, 270)
 
 
 Step = Callable[[pyvips.Image, Job], pyvips.Image]
@@ -127,6 +143,9 @@ def decode(data: bytes, info: SourceInfo, job: Job, deadline: float) -> pyvips.I
         if crop != "none"
         else (geometry.resize_width, geometry.resize_height)
     )
+    if job.turns_sideways:
+        # The geometry is of the turned output; thumbnail works before the turn.
+        width, height = height, width
     # thumbnail applies the EXIF orientation; the to_srgb step applies any ICC profile.
     sizing = {"height": height, "size": "force" if crop == "none" else "both", "crop": crop}
     try:
@@ -245,13 +264,44 @@ def flatten(image: pyvips.Image, job: Job) -> pyvips.Image:
     return image.flatten(background=list(job.background or WHITE))
 
 
+def rotate(image: pyvips.Image, job: Job) -> pyvips.Image:
+    """Turn clockwise; thumbnail has already applied the EXIF orientation."""
+    return image.rot(f"d{job.rotate}") if job.rotate else image
+
+
+def flip(image: pyvips.Image, job: Job) -> pyvips.Image:
+    """Mirror the turned image left-right, top-bottom, or both."""
+    if job.flip in (Flip.H, Flip.HV):
+        image = image.fliphor()
+    if job.flip in (Flip.V, Flip.HV):
+        image = image.flipver()
+    return image
+
+
 def crop(image: pyvips.Image, job: Job) -> pyvips.Image:
-    """Cut the box out of a covering image, at the compass gravity."""
+    """Cut the box out of a covering image, at the compass gravity or the focal point."""
     box_width, box_height = job.geometry.width, job.geometry.height
     if job.geometry.fit != Fit.COVER or (image.width, image.height) == (box_width, box_height):
         return image
     left, top = crop_offset(image.width, image.height, box_width, box_height, job.gravity)
     return image.crop(left, top, min(box_width, image.width), min(box_height, image.height))
+
+
+def blur(image: pyvips.Image, job: Job) -> pyvips.Image:
+    """Gaussian blur at the output size, before letterboxing so the bars keep their edges."""
+    if job.blur is None:
+        return image
+    if not image.hasalpha():
+        return image.gaussblur(job.blur)
+    # Premultiplied, or the colour of transparent pixels (often black) bleeds into the
+    # visible ones as a dark fringe.
+    blurred = image.premultiply().gaussblur(job.blur).unpremultiply()
+    return blurred.cast("uchar").copy(interpretation=image.interpretation)
+
+
+def sharpen(image: pyvips.Image, job: Job) -> pyvips.Image:
+    """Unsharp mask at the output size, on lightness only (libvips' sharpen works in LabS)."""
+    return image if job.sharpen is None else image.sharpen(sigma=job.sharpen)
 
 
 def letterbox(image: pyvips.Image, job: Job) -> pyvips.Image:
@@ -268,7 +318,9 @@ def letterbox(image: pyvips.Image, job: Job) -> pyvips.Image:
     return image.gravity("centre", box_width, box_height, extend="background", background=fill)
 
 
-STEPS: tuple[Step, ...] = (to_srgb, flatten, crop, letterbox)
+# Turns come before the crop, whose box is in the output's frame; filters work on the
+# cropped output only, and before the letterbox bars.
+STEPS: tuple[Step, ...] = (to_srgb, flatten, rotate, flip, crop, blur, sharpen, letterbox)
 
 
 def _materialise(image: pyvips.Image, deadline: float) -> pyvips.Image:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from pixfit.config import Config
 from pixfit.geometry import Caps
 from pixfit.hints import ClientHints, choose_class, vary_headers
-from pixfit.options import RGB, Fit, Gravity, Options
+from pixfit.options import RGB, Fit, Flip, Options, Position
 from pixfit.profiles import NetworkClass
 from pixfit.registry import FORMATS, OUTPUTS, ImageFormat, OutputFormat, original_output
 
@@ -30,7 +30,7 @@ class Plan:
     box_width: int | None
     box_height: int | None
     fit: Fit
-    gravity: Gravity
+    gravity: Position
     enlarge: bool
     caps: Caps
     # The output formats the client takes, best first; `choose_output` picks one once the
@@ -54,6 +54,12 @@ class Plan:
     dpr: float
     # The request headers that can change this answer, for `Vary`.
     vary: tuple[str, ...]
+    # Clockwise degrees after EXIF orientation (0 none), then a mirror (None none).
+    rotate: int = 0
+    flip: Flip | None = None
+    # Gaussian blur and unsharp-mask sigmas in output pixels; None means none.
+    blur: float | None = None
+    sharpen: float | None = None
     # Search every width, format and quality (offline pre-rendering), not the fast path.
     exhaustive: bool = False
 
@@ -132,6 +138,10 @@ def plan(options: Options, hints: ClientHints, config: Config) -> Plan:
         network=network,
         dpr=dpr,
         vary=vary_headers(options),
+        rotate=options.rotate,
+        flip=options.flip,
+        blur=options.blur,
+        sharpen=options.sharpen,
     )
 
 

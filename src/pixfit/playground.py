@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pixfit.options import Fit
+from pixfit.options import ROTATIONS, Fit, Flip, Gravity
 from pixfit.profiles import NetworkClass
 from pixfit.sources import LocalSource
 
@@ -27,4 +27,10 @@ def page(files: LocalSource, prefix: str) -> dict[str, object]:
         "fits": [str(fit) for fit in Fit],
         "dprs": (1, 1.5, 2, 3),
         "screens": ("360x740", "768x1024", "1280x720", "1920x1080"),
+        # What fit=cover keeps: the compass and smart crops, and two focal points.
+        "positions": [*map(str, Gravity), "fp:0.25,0.5", "fp:0.75,0.5"],
+        "rotations": ROTATIONS,
+        "flips": [str(flip) for flip in Flip],
+        "blurs": (1, 3, 10),
+        "sharpens": (0.5, 1, 2),
     }

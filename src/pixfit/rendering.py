@@ -14,7 +14,7 @@ from pixfit.budget import fit_budget
 from pixfit.config import Config, LimitsConfig
 from pixfit.errors import NotFound, TooLarge
 from pixfit.formats import Encoder
-from pixfit.geometry import resolve
+from pixfit.geometry import oriented, resolve
 from pixfit.hints import ClientHints
 from pixfit.options import Options, parse_options
 from pixfit.pipeline import Job, decode, inspect
@@ -92,16 +92,22 @@ def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
             None, None, None, Timings(0.0, 0.0),
         )  # fmt: skip
     caps = plan.caps
+    # The box and caps are of the output, so a quarter turn swaps the source's sides.
+    width, height = (
+        (info.height, info.width) if plan.rotate in (90, 270) else (info.width, info.height)
+    )
     if plan.budget is not None and plan.target is not None:
         # No display wider than the budget can pay for: it would only cost decode time.
-        edge = budget_edge(plan.budget, info.width, info.height)
+        edge = budget_edge(plan.budget, width, height)
         caps = replace(caps, max_edge=min(edge, caps.max_edge or edge))
     geometry = resolve(
-        info.width, info.height, plan.box_width, plan.box_height, plan.fit, caps,
-        enlarge=plan.enlarge,
-    )  # fmt: skip
+        width, height, plan.box_width, plan.box_height, plan.fit, caps, enlarge=plan.enlarge
+    )
     outputs = choose_outputs(plan, info.format, info.has_alpha)
-    job = Job(geometry, plan.gravity, outputs[0], plan.background)
+    job = Job(
+        geometry, oriented(plan.gravity, plan.rotate, plan.flip), outputs[0], plan.background,
+        rotate=plan.rotate, flip=plan.flip, blur=plan.blur, sharpen=plan.sharpen,
+    )  # fmt: skip
     deadline = time.monotonic() + limits.render_timeout
     # Decoded once, at the display size: every candidate is a resize or an encode of this.
     image = decode(data, info, job, deadline=deadline)
@@ -193,6 +199,7 @@ def render(
             {key: str(value) for key, value in (options or {}).items()},
             max_edge=config.limits.max_output_edge,
             strict=config.security.strict_options,
+            presets=config.presets,
         )
     if not isinstance(hints, ClientHints):
         hints = ClientHints.from_headers(hints or {})

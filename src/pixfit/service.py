@@ -207,6 +207,8 @@ class ImageService:
             max_edge=self.config.limits.max_output_edge,
             strict=security.strict_options,
             ignore=OWN_KEYS,
+            presets=self.config.presets,
+            presets_only=security.presets_only,
         )
         check_allowlists(options, security.allowed_widths, security.allowed_qualities)
         return plan(options, ClientHints.from_headers(request.headers), self.config)

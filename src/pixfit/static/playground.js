@@ -9,9 +9,10 @@ const IMAGE_ACCEPT = "image/avif,image/webp,*/*";
 
 function optionsQuery(extra) {
   const params = new URLSearchParams();
-  for (const name of ["w", "h", "fit", "dpr", "screen"]) {
+  for (const name of ["w", "h", "fit", "pos", "rotate", "flip", "blur", "sharpen", "dpr", "screen"]) {
     const value = form.elements[name].value;
-    if (value) params.set(name, value);
+    // pos only matters to fit=cover; leaving the default out keeps URLs short.
+    if (value && !(name === "pos" && value === "centre")) params.set(name, value);
   }
   for (const [key, value] of Object.entries(extra)) params.set(key, value);
   return params.toString();
