@@ -344,9 +344,7 @@ OPTIONS: Mapping[str, OptionSpec] = {
     "pos": OptionSpec(
         "gravity",
         _position,
-        f"What fit=cover keeps when it crops: {_one_of([*Gravity, 'fp:X,Y'])} (default "
-        "centre); fp keeps the point at fractions X,Y of the source as near the centre as "
-        "the crop allows.",
+        f"What fit=cover keeps: {_one_of([*Gravity, 'fp:X,Y'])}, a focal point (default centre).",
         "POSITION",
     ),
     "enlarge": OptionSpec(
