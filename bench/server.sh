@@ -4,13 +4,14 @@
 #
 #     bash bench/server.sh
 #
-# Installs what is missing (wrk and plasma-workspace-wallpapers with apt when root;
-# thumbor into bench/.peers/thumbor; ipx into bench/.peers/ipx; pixfit's .venv), then
+# Installs what is missing (wrk, plasma-workspace-wallpapers, libjpeg-turbo-progs for the
+# codec floor, apache2 and apache2-dev for mod_wsgi, with apt when root; thumbor into
+# bench/.peers/thumbor; ipx into bench/.peers/ipx; pixfit's .venv and mod_wsgi), then
 # runs bench/server_peers.py, which starts every server, then workload by workload checks
 # each server's outputs, loads it with wrk, and prints one table plus the goal ratios.
 #
 # Environment: DURATION (seconds per run, default 20), WRK_THREADS (2), WRK_CONNECTIONS (8),
-# WORKERS (one per core), PHOTOS (8), VARIANTS (1 = also the pixfit/ipx variant rows;
+# WORKERS (one per core), PHOTOS (10), VARIANTS (1 = also the pixfit/ipx variant rows;
 # 0 = only the main rows), ONLY (e.g. "pixfit,ipx"), QUIET_WAIT (seconds to wait before
 # each run until other processes use at most QUIET_MAX_CORES cores; 90 and 0.5), KEEP
 # (1 = keep the scratch folder with the server logs and the raw wrk output).
@@ -28,6 +29,8 @@ missing=()
 command -v wrk >/dev/null || missing+=(wrk)
 ls /usr/share/wallpapers/*/contents/images/*.jpg >/dev/null 2>&1 ||
   missing+=(plasma-workspace-wallpapers)
+command -v djpeg >/dev/null && command -v cjpeg >/dev/null || missing+=(libjpeg-turbo-progs)
+command -v apxs >/dev/null || [ -x /usr/bin/apxs ] || missing+=(apache2 apache2-dev)
 if ((${#missing[@]})); then
   if [ "$(id -u)" -ne 0 ]; then
     echo "missing: ${missing[*]}; install them (sudo apt-get install ${missing[*]}) and rerun" >&2
@@ -43,9 +46,9 @@ command -v node >/dev/null && command -v npm >/dev/null || {
 }
 
 # --- pixfit ---------------------------------------------------------------------------
-if [ ! -x .venv/bin/pixfit ]; then
-  log "building .venv (make .venv/.installed)"
-  make .venv/.installed
+if [ ! -x .venv/bin/pixfit ] || [ ! -x .venv/bin/mod_wsgi-express ]; then
+  log "building .venv and mod_wsgi (make .venv/.installed .venv/.mod_wsgi)"
+  make .venv/.installed .venv/.mod_wsgi
 fi
 
 # --- thumbor --------------------------------------------------------------------------

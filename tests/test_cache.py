@@ -2,6 +2,7 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -102,9 +103,34 @@ def test_disk_cache_survives_a_restart_and_ignores_partial_files(tmp_path: Path)
     reopened = DiskCache(tmp_path, 10_000)
     assert reopened.get(key("ab")) == variant(500)
     # A truncated entry (a crash mid-write of some other writer) reads as a miss.
-    entry = tmp_path / "ab" / key("ab")
-    entry.write_bytes(entry.read_bytes()[:-10])
+    # A truncated image file (a crash mid-write of some other writer) reads as a miss, and
+    # so does a truncated description.
+    (image,) = (tmp_path / "ab" / ("ab" * 8)).glob("*.*")
+    image.write_bytes(image.read_bytes()[:-10])
     assert reopened.get(key("ab")) is None
+    assert reopened.open(key("ab")) is None
+    DiskCache(tmp_path, 10_000).put(key("ab"), variant(500))
+    description = tmp_path / "ab" / ("ab" * 8) / ("ab" * 16)
+    description.write_bytes(description.read_bytes()[:-10])
+    assert reopened.get(key("ab")) is None
+
+
+def test_a_disk_entry_is_its_description_and_the_image_bytes_alone(tmp_path: Path) -> None:
+    cache = DiskCache(tmp_path, 10_000)
+    cache.put(key("ef"), variant(300, b"1"))
+    entry = cache.open(key("ef"))
+    assert entry is not None
+    described, image, length = entry
+    with image:
+        # The image file holds the bytes and nothing else, for sendfile and X-Sendfile.
+        assert Path(str(image.name)).read_bytes() == b"1" * 300 and length == 300
+        assert described == replace(variant(300), data=b"")
+    # A new version under the same key (a URL whose origin changed) replaces both files.
+    cache.put(key("ef"), replace(variant(200, b"2"), etag="f" * 32))
+    got = cache.get(key("ef"))
+    assert got is not None and got.data == b"2" * 200 and got.etag == "f" * 32
+    assert len(list((tmp_path / "ef" / ("ef" * 8)).iterdir())) == 2
+    assert cache.purge("ef" * 8) == 1  # one entry, whatever its files
 
 
 def test_disk_cache_is_shared_between_processes(tmp_path: Path) -> None:

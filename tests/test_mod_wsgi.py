@@ -123,6 +123,22 @@ def _wait_group_gone(pgid: int, timeout: float) -> list[int]:
 
 @pytest.fixture(scope="module")
 def apache() -> Iterator[Apache]:
+    yield from _apache(xsendfile=False)
+
+
+# Debian's libapache2-mod-xsendfile (in .ci/run's apt list).
+XSENDFILE_MODULE = Path("/usr/lib/apache2/modules/mod_xsendfile.so")
+
+
+@pytest.fixture(scope="module")
+def apache_xsendfile() -> Iterator[Apache]:
+    """Apache with mod_xsendfile, serving pixfit with a disk cache and `server.x_sendfile`."""
+    if not XSENDFILE_MODULE.exists():
+        pytest.fail(f"{XSENDFILE_MODULE} is missing: apt-get install libapache2-mod-xsendfile")
+    yield from _apache(xsendfile=True)
+
+
+def _apache(*, xsendfile: bool) -> Iterator[Apache]:
     if not EXPRESS.exists():
         if shutil.which("apxs") or Path("/usr/bin/apxs").exists():
             pytest.fail(f"apxs is installed but {EXPRESS} is missing: run `make test`")
@@ -145,12 +161,12 @@ def apache() -> Iterator[Apache]:
     # 644 files. Nothing secret goes in it.
     tmp = Path(tempfile.mkdtemp(prefix="pixfit-mod-wsgi-"))
     try:
-        yield from _serve(tmp)
+        yield from _serve(tmp, xsendfile=xsendfile)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _serve(tmp: Path) -> Iterator[Apache]:
+def _serve(tmp: Path, *, xsendfile: bool) -> Iterator[Apache]:
     tmp.chmod(0o755)
     images = tmp / "images"
     images.mkdir(mode=0o755)
@@ -165,12 +181,30 @@ def _serve(tmp: Path) -> Iterator[Apache]:
 
     # The WSGI script file, as deploy/pixfit.wsgi: mod_wsgi's --setenv (SetEnv) only reaches
     # each request's WSGI environ, never os.environ where pixfit reads its configuration.
+    settings = {"PIXFIT_SOURCE_ROOT": str(images)}
+    extra: list[str] = []
+    if xsendfile:
+        # The daemon (www-data) writes the cache; Apache reads the files it names.
+        cache = tmp / "cache"
+        cache.mkdir(mode=0o777)
+        cache.chmod(0o777)
+        settings |= {
+            "PIXFIT_CACHE_KIND": "disk",
+            "PIXFIT_CACHE_PATH": str(cache),
+            "PIXFIT_SERVER_X_SENDFILE": "true",
+        }
+        include = tmp / "xsendfile.conf"
+        include.write_text(
+            f"LoadModule xsendfile_module {XSENDFILE_MODULE}\nXSendFile On\nXSendFilePath {cache}\n"
+        )
+        include.chmod(0o644)
+        extra = ["--include-file", str(include)]
     script = tmp / "pixfit.wsgi"
     script.write_text(
         textwrap.dedent(f"""\
             import os
 
-            os.environ["PIXFIT_SOURCE_ROOT"] = {str(images)!r}
+            os.environ.update({settings!r})
             from pixfit.wsgi import application  # noqa: E402
             """)
     )
@@ -203,6 +237,7 @@ def _serve(tmp: Path) -> Iterator[Apache]:
         "--shutdown-timeout",
         "5",
     ]
+    command += extra
     if IS_ROOT:
         command += ["--user", "www-data", "--group", "www-data"]
     # A clean environment for Apache: no PIXFIT_* from the caller, and a locale that exists.
@@ -325,3 +360,22 @@ def test_bad_option_is_a_problem(apache: Apache) -> None:
         assert problem["status"] == 400
         assert "abc" in problem["detail"]
         assert str(apache.source.parent) not in reply.body.decode()
+
+
+def test_disk_hits_go_out_through_x_sendfile(apache_xsendfile: Apache) -> None:
+    with apache_xsendfile.log_on_failure():
+        first = apache_xsendfile.get("/photo.jpg?w=300&q=70&format=jpeg")
+        assert first.status == 200 and "decode" in first.headers["Server-Timing"]
+        for _ in range(2):
+            hit = apache_xsendfile.get("/photo.jpg?w=300&q=70&format=jpeg")
+            assert hit.status == 200
+            assert hit.headers["Server-Timing"] == 'cache;desc="hit"'
+            # Apache sent the cached file itself: the body is whole, the header that named
+            # the file (a path inside the server) never reaches the client.
+            assert "X-Sendfile" not in hit.headers
+            assert hit.body == first.body
+            assert int(hit.headers["Content-Length"]) == len(first.body)
+            assert hit.headers["Content-Type"] == "image/jpeg"
+            assert hit.headers["ETag"] == first.headers["ETag"]
+            image = pyvips.Image.new_from_buffer(hit.body, "")
+            assert (image.width, image.height) == (300, 200)

@@ -18,7 +18,11 @@ from tests.test_web import Upstream
 
 @pytest.fixture
 def photo(tmp_path: Path) -> Path:
-    path = tmp_path / "photo.jpg"
+    return noise_photo(tmp_path / "photo.jpg")
+
+
+def noise_photo(path: Path) -> Path:
+    """A 320x200 grey-noise JPEG at `path`: it compresses badly, so variants differ."""
     noise = pyvips.Image.gaussnoise(320, 200, sigma=40, mean=128).cast("uchar")
     noise.bandjoin([noise, noise]).copy(interpretation="srgb").jpegsave(str(path), Q=90)
     return path

@@ -11,6 +11,7 @@ with the entries, and a hit costs one more short hash (see bench/purge_keys.py).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -20,10 +21,10 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, BinaryIO, Generic, Protocol, TypeVar
 
 from pixfit.config import CacheConfig, CacheKind
 from pixfit.errors import UpstreamError
@@ -45,6 +46,7 @@ __all__ = [
     "make_cache",
     "pack",
     "unpack",
+    "unpack_header",
 ]
 
 log = logging.getLogger(APP_LOGGER)
@@ -126,32 +128,42 @@ class NoCache:
         return 0
 
 
-class MemoryCache:
-    """A per-process LRU bounded in bytes."""
+class _Sized(Protocol):
+    @property
+    def size(self) -> int:
+        """Bytes the entry weighs against the bound."""
+        ...
+
+
+Entry = TypeVar("Entry", bound=_Sized)
+
+
+class BoundedLRU(Generic[Entry]):
+    """A per-process LRU bounded in bytes, by each entry's `size`; thread-safe."""
 
     def __init__(self, max_bytes: int) -> None:
         self.max_bytes = max_bytes
         self.size = 0
-        self._entries: OrderedDict[str, StoredVariant] = OrderedDict()
+        self._entries: OrderedDict[str, Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: str) -> StoredVariant | None:
-        """The variant, marked most recently used."""
+    def get(self, key: str) -> Entry | None:
+        """The entry, marked most recently used."""
         with self._lock:
             found = self._entries.get(key)
             if found is not None:
                 self._entries.move_to_end(key)
             return found
 
-    def put(self, key: str, variant: StoredVariant) -> None:
+    def put(self, key: str, entry: Entry) -> None:
         """Store, then evict the least recently used until within the bound."""
-        if variant.size > self.max_bytes:
+        if entry.size > self.max_bytes:
             return
         with self._lock:
             old = self._entries.pop(key, None)
             self.size -= old.size if old else 0
-            self._entries[key] = variant
-            self.size += variant.size
+            self._entries[key] = entry
+            self.size += entry.size
             while self.size > self.max_bytes:
                 _, evicted = self._entries.popitem(last=False)
                 self.size -= evicted.size
@@ -166,13 +178,19 @@ class MemoryCache:
         return len(doomed)
 
 
+class MemoryCache(BoundedLRU[StoredVariant]):
+    """Rendered variants in a per-process LRU bounded in bytes."""
+
+
 class DiskCache:
     """Files in one folder, shared by every worker on the host, surviving restarts.
 
-    Each entry is one file in the `pack` layout. Writes go to a
-    temporary file in the same folder and are renamed into place, so readers in other
-    processes see a whole entry or none. A hit refreshes the file's mtime, which is the
-    recency that eviction goes by.
+    Each source has a folder, and each entry two files in it: `VARIANT`, its description
+    (the `pack` header line), and `VARIANT.VERSION`, the image bytes alone, which a
+    front end can send as they are (sendfile, or Apache's X-Sendfile). Each is written to
+    a temporary file in the same folder and renamed into place, the image first, so a
+    reader in any process sees a whole entry or none: the description names the image
+    file of its own version. A hit refreshes the mtimes, the recency eviction goes by.
     """
 
     # Re-measure the folder after writing this fraction of the bound since the last scan.
@@ -187,32 +205,65 @@ class DiskCache:
 
     def get(self, key: str) -> StoredVariant | None:
         """The entry, if a whole one is there."""
-        file = self._file(key)
+        entry = self.open(key)
+        if entry is None:
+            return None
+        variant, handle, _ = entry
+        with handle:
+            try:
+                data = handle.read()
+            except OSError:
+                return None
+        return replace(variant, data=data) if data is not None else None
+
+    def open(self, key: str) -> tuple[StoredVariant, BinaryIO, int] | None:
+        """The entry's description (empty `data`), its image file open, and the image's length.
+
+        For `wsgi.file_wrapper`: the bytes go from the file to the socket without passing
+        through Python; the file's `name` is its path, for X-Sendfile. The caller closes it.
+        """
+        header_file = self._file(key)
         try:
-            entry = file.read_bytes()
-            os.utime(file)
+            header = unpack_header(header_file.read_bytes())
         except OSError:
             return None
-        return unpack(entry)
+        if header is None:
+            return None
+        variant, length = header
+        body_file = self._body(key, variant.etag)
+        try:
+            handle = body_file.open("rb", buffering=0)
+        except OSError:
+            return None
+        try:
+            whole = os.fstat(handle.fileno()).st_size == length
+            os.utime(header_file)
+            os.utime(body_file)
+        except OSError:
+            whole = False
+        if not whole:
+            handle.close()
+            return None
+        return variant, handle, length
 
     def put(self, key: str, variant: StoredVariant) -> None:
         """Write atomically, then evict the oldest entries if the folder is over the bound."""
-        file = self._file(key)
-        entry = pack(variant)
+        header_file = self._file(key)
         try:
-            file.parent.mkdir(parents=True, exist_ok=True)
-            handle, temporary = tempfile.mkstemp(dir=file.parent, prefix=".tmp-")
+            header_file.parent.mkdir(parents=True, exist_ok=True)
         except OSError:  # a purge removed the folder meanwhile: drop this write
             return
         try:
-            with os.fdopen(handle, "wb") as out:
-                out.write(entry)
-            os.replace(temporary, file)
+            old = unpack_header(header_file.read_bytes())
         except OSError:
-            Path(temporary).unlink(missing_ok=True)
+            old = None
+        body_file = self._body(key, variant.etag)
+        if not (_write(body_file, variant.data) and _write(header_file, _header(variant))):
             return
+        if old is not None and old[0].etag != variant.etag:
+            self._body(key, old[0].etag).unlink(missing_ok=True)
         with self._lock:
-            self._written_since_scan += len(entry)
+            self._written_since_scan += len(variant.data)
             if self._written_since_scan < self.max_bytes * self.SCAN_EVERY_FRACTION:
                 return
             self._written_since_scan = 0
@@ -221,7 +272,8 @@ class DiskCache:
     def purge(self, source: str) -> int:
         """Remove the source's folder, and with it every variant of the source."""
         folder = self._folder(source)
-        count = sum(1 for _ in folder.glob("[!.]*"))  # not a write in progress
+        # Descriptions only: not image files (NAME.VERSION), not writes in progress (.tmp-).
+        count = sum(1 for file in folder.glob("[!.]*") if "." not in file.name)
         try:
             shutil.rmtree(folder)
         except FileNotFoundError:
@@ -238,20 +290,47 @@ class DiskCache:
         # ab/abcd...: one folder per source, spread over 256 parents.
         return self.path / source[:2] / source
 
+    def _body(self, key: str, etag: str) -> Path:
+        """The image file of the entry's version `etag`, beside its description."""
+        # The ETag is hex (a file's) or quoted text (an upstream's); keep it a file name.
+        description = self._file(key)
+        return description.with_name(
+            f"{description.name}.{hashlib.sha256(etag.encode()).hexdigest()[:16]}"
+        )
+
     def _evict(self) -> None:
-        entries = []
+        """Drop whole entries, least recently used first, until the folder fits."""
+        entries: dict[Path, list[tuple[float, int, Path]]] = {}
         for file in self.path.glob("??/*/*"):
+            if file.name.startswith(".tmp-"):
+                continue
             try:
                 stat = file.stat()
             except FileNotFoundError:  # another worker evicted it first
                 continue
-            entries.append((stat.st_mtime, stat.st_size, file))
-        total = sum(size for _, size, _ in entries)
-        for _, size, file in sorted(entries, key=lambda entry: entry[0]):
+            # An entry's description and its image file share the part before the dot.
+            entry = file.with_name(file.name.partition(".")[0])
+            entries.setdefault(entry, []).append((stat.st_mtime, stat.st_size, file))
+        total = sum(size for files in entries.values() for _, size, _ in files)
+        for files in sorted(entries.values(), key=lambda files: max(f[0] for f in files)):
             if total <= self.max_bytes:
                 break
-            file.unlink(missing_ok=True)
-            total -= size
+            for _, size, file in files:
+                file.unlink(missing_ok=True)
+                total -= size
+
+
+def _write(file: Path, data: bytes) -> bool:
+    """Write through a temporary file renamed into place; False if the disk refused."""
+    handle, temporary = tempfile.mkstemp(dir=file.parent, prefix=".tmp-")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, file)
+    except OSError:
+        Path(temporary).unlink(missing_ok=True)
+        return False
+    return True
 
 
 # Seconds a shared cache is left alone after a failure, so that an outage costs one
@@ -376,23 +455,35 @@ def make_cache(config: CacheConfig) -> Cache:
 
 def pack(variant: StoredVariant) -> bytes:
     """One stored entry: a JSON header line, then the image bytes."""
+    return _header(variant) + b"\n" + variant.data
+
+
+def _header(variant: StoredVariant) -> bytes:
+    """The entry's description, one line of JSON (with the image's length)."""
     header = asdict(variant)
     header.pop("data")
     header["length"] = len(variant.data)
     header["modified"] = variant.modified.isoformat() if variant.modified else None
-    return json.dumps(header).encode() + b"\n" + variant.data
+    return json.dumps(header).encode()
 
 
 def unpack(entry: bytes) -> StoredVariant | None:
     """The variant `pack` wrote, or None for anything partial or malformed."""
     line, _, data = entry.partition(b"\n")
+    header = unpack_header(line)
+    if header is None or len(data) != header[1]:
+        return None
+    return replace(header[0], data=data)
+
+
+def unpack_header(line: bytes) -> tuple[StoredVariant, int] | None:
+    """The description `pack` wrote on an entry's first line (with empty `data`), and the
+    length of the image bytes that follow it; None if the line is malformed."""
     try:
         header = json.loads(line)
-        if len(data) != header["length"]:
-            return None
         modified = header["modified"]
         return StoredVariant(
-            data=data,
+            data=b"",
             media_type=str(header["media_type"]),
             width=int(header["width"]),
             height=int(header["height"]),
@@ -402,6 +493,6 @@ def unpack(entry: bytes) -> StoredVariant | None:
             etag=str(header["etag"]),
             modified=datetime.fromisoformat(modified) if modified else None,
             fresh_until=header["fresh_until"],
-        )
+        ), int(header["length"])
     except (ValueError, KeyError, TypeError, RecursionError):  # deep JSON: RecursionError
         return None

@@ -83,6 +83,10 @@ class ServerConfig:
     # with 503 and Retry-After, finishes the requests in flight, then exits; at the
     # latest after this long.
     grace_period: int = 30
+    # Disk-cache hits are handed to Apache's mod_xsendfile as an `X-Sendfile` header, so
+    # that Apache sends the file itself (needs `XSendFile On` and `XSendFilePath` naming
+    # the cache folder). Off: the file goes out through wsgi.file_wrapper.
+    x_sendfile: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +165,13 @@ class CacheConfig:
     # again; the origin's Cache-Control max-age can only shorten it. After that, a fetch
     # whose ETag or Last-Modified is unchanged still reuses the variant (no decode).
     url_max_age: int = 3600
+    # Reduced masters (per worker process, in memory): a JPEG source's first render keeps
+    # it decoded, shrunk on load for displays up to `master_edge` device px, and later
+    # variants of that source resize from it instead of decoding it again. Bytes of
+    # pixels held per worker; 0 turns masters off.
+    master_bytes: int = 64_000_000
+    # The longest display edge (device px) a master serves; larger displays decode alone.
+    master_edge: int = 1280
 
 
 @dataclass(frozen=True, slots=True)

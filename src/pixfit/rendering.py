@@ -16,6 +16,7 @@ from pixfit.errors import NotFound, TooLarge
 from pixfit.formats import Encoder
 from pixfit.geometry import oriented, resolve
 from pixfit.hints import ClientHints
+from pixfit.masters import Masters
 from pixfit.options import Options, parse_options
 from pixfit.pipeline import Job, decode, inspect
 from pixfit.planner import Plan, choose_outputs, plan
@@ -80,8 +81,18 @@ class Rendered:
     score: float | None = None
 
 
-def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
-    """Render source bytes by a plan (the serving core's entry point)."""
+def render_plan(
+    data: bytes,
+    plan: Plan,
+    limits: LimitsConfig,
+    *,
+    masters: Masters | None = None,
+    identity: str = "",
+) -> Rendered:
+    """Render source bytes by a plan (the serving core's entry point).
+
+    With `masters` and the source's `identity`, variants of one JPEG share one decode.
+    """
     if not _configured:
         configure()
     start = time.perf_counter()
@@ -110,7 +121,7 @@ def render_plan(data: bytes, plan: Plan, limits: LimitsConfig) -> Rendered:
     )  # fmt: skip
     deadline = time.monotonic() + limits.render_timeout
     # Decoded once, at the display size: every candidate is a resize or an encode of this.
-    image = decode(data, info, job, deadline=deadline)
+    image = decode(data, info, job, deadline, masters, identity)
     decoded = time.perf_counter()
     chosen = _encode(image, plan, outputs, deadline)
     return Rendered(

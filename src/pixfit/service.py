@@ -9,23 +9,26 @@ never loads it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import BinaryIO
 
 from werkzeug.datastructures import ETags
 from werkzeug.http import http_date, parse_etags, quote_etag
 
 from pixfit import metrics
-from pixfit.cache import Cache, StoredVariant, cache_key, make_cache
+from pixfit.cache import Cache, DiskCache, StoredVariant, cache_key, make_cache
 from pixfit.config import Config, SourceStore
 from pixfit.errors import Overloaded, PixfitError
 from pixfit.hints import ACCEPT_CH, ClientHints
 from pixfit.limiter import RenderSlots
+from pixfit.masters import Masters
 from pixfit.options import check_allowlists, parse_options
 from pixfit.planner import Plan, plan
 from pixfit.profiles import NetworkClass
@@ -89,6 +92,15 @@ class ImageResponse:
     render_ms: float = 0.0
     # Whether a render slot was taken (`pixfit serve` recycles workers by this count).
     rendered: bool = False
+    # A disk-cache hit's file, positioned at the image bytes, sent instead of `body`
+    # (`wsgi.file_wrapper`); the receiver closes it. None: the body is `body`.
+    file: BinaryIO | None = None
+    # The body's length in bytes, whichever of `body` and `file` carries it.
+    length: int = -1
+
+    def __post_init__(self) -> None:
+        if self.length < 0:
+            object.__setattr__(self, "length", len(self.body))
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,16 +114,40 @@ class Sources:
         return self.paths if kind == SourceKind.PATH else self.urls
 
 
+@dataclass(frozen=True, slots=True)
+class _Looked:
+    """What `ImageService._look` found before any source read."""
+
+    planned: Plan
+    inm: ETags
+    # The source's version from a stat; None for URL sources.
+    known: SourceStamp | None
+    key: str
+    # The cache's entry under `key`, fresh or stale; None on a miss.
+    stored: StoredVariant | None
+
+
 class ImageService:
     """Answers image requests from a config and the collaborators it is given."""
 
     def __init__(
-        self, config: Config, *, sources: Sources, cache: Cache, slots: RenderSlots
+        self,
+        config: Config,
+        *,
+        sources: Sources,
+        cache: Cache,
+        slots: RenderSlots,
+        masters: Masters | None = None,
     ) -> None:
         self.config = config
         self.sources = sources
         self.cache = cache
         self.slots = slots
+        # Reduced masters of recent JPEG sources, which later variants resize from.
+        self.masters = masters
+        # Plans by query and hints: a pure function of them and the config, and every hit
+        # and 304 needs one. Refused queries raise, so they are never stored.
+        self._planned = functools.lru_cache(maxsize=4096)(self._plan_uncached)
 
     @classmethod
     def from_config(cls, config: Config) -> ImageService:
@@ -133,6 +169,7 @@ class ImageService:
             slots=RenderSlots(
                 limits.max_concurrent, limits.max_queue, limits.render_timeout, metrics.QUEUED.set
             ),
+            masters=Masters(config.cache.master_bytes, config.cache.master_edge),
         )
 
     def handle(self, request: ImageRequest) -> ImageResponse:
@@ -141,21 +178,17 @@ class ImageService:
             return self._handle(request)
 
     def _handle(self, request: ImageRequest) -> ImageResponse:
-        planned = self._plan(request)
+        looked, early = self._look(request, self.cache.get)
+        if early is not None:
+            return early
+        planned, inm, known, key, stored = (
+            looked.planned,
+            looked.inm,
+            looked.known,
+            looked.key,
+            looked.stored,
+        )
         source = self.sources[request.kind]
-        inm = parse_etags(_header(request.headers, "if-none-match"))
-        # Files give their version from a stat: a 304 or a cache hit then costs no read and
-        # no decode. The version of a URL or an object is only known by asking its origin,
-        # so their variants are stored under the reference and trusted until they go stale.
-        known = source.identify(request.ref)
-        variant = variant_etag(known, planned) if known else url_key(request.ref, planned)
-        if known is not None and inm.contains_weak(variant):
-            return self._not_modified(variant, known.modified, planned)
-        key = cache_key(source_tag(request.kind, request.ref), variant)
-        stored = None if planned.passthrough else self._lookup(key)
-        if stored is not None and stored.is_fresh(time.time()):
-            return self._answer(stored, planned, inm, 'cache;desc="hit"')
-
         started = time.perf_counter()
         if known is None and (stored is not None or inm):
             # A stale variant or a conditional request: an object store tells the version
@@ -198,12 +231,81 @@ class ImageService:
         """Remove every cached variant of one source, whatever its version; how many."""
         return self.cache.purge(source_tag(kind, ref))
 
+    def cached(self, request: ImageRequest) -> ImageResponse | None:
+        """The answer if it needs no source read and no render (a 304 or a fresh hit), else None.
+
+        The plain-WSGI fast path (`fastpath.py`) asks this first; on None the request goes
+        through `handle` as usual, which counts the miss. A disk hit comes back with an open
+        `file` instead of a body, for `wsgi.file_wrapper`.
+        """
+        opened: list[tuple[BinaryIO, int]] = []
+
+        def lookup(key: str) -> StoredVariant | None:
+            if not isinstance(self.cache, DiskCache):
+                return self.cache.get(key)
+            entry = self.cache.open(key)
+            if entry is None:
+                return None
+            variant, handle, length = entry
+            opened.append((handle, length))
+            return variant
+
+        try:
+            with self.slots.request():  # counted like any request while draining
+                _, early = self._look(request, lookup, count_miss=False)
+        except BaseException:
+            for handle, _ in opened:
+                handle.close()
+            raise
+        if not opened:
+            return early
+        handle, length = opened[0]
+        if early is None or early.status != 200:
+            handle.close()
+            return early
+        return replace(early, file=handle, length=length)
+
+    def _look(
+        self,
+        request: ImageRequest,
+        lookup: Callable[[str], StoredVariant | None],
+        *,
+        count_miss: bool = True,
+    ) -> tuple[_Looked, ImageResponse | None]:
+        """What the request needs, and its answer when a 304 or a fresh hit gives it."""
+        planned = self._plan(request)
+        inm = parse_etags(_header(request.headers, "if-none-match"))
+        # Files give their version from a stat: a 304 or a cache hit then costs no read and
+        # no decode. The version of a URL or an object is only known by asking its origin,
+        # so their variants are stored under the reference and trusted until they go stale.
+        known = self.sources[request.kind].identify(request.ref)
+        variant = variant_etag(known, planned) if known else url_key(request.ref, planned)
+        key = cache_key(source_tag(request.kind, request.ref), variant)
+        if known is not None and inm.contains_weak(variant):
+            return _Looked(planned, inm, known, key, None), self._not_modified(
+                variant, known.modified, planned
+            )
+        stored = None if planned.passthrough else lookup(key)
+        looked = _Looked(planned, inm, known, key, stored)
+        if stored is not None and stored.is_fresh(time.time()):
+            metrics.CACHE.labels("hit").inc()
+            return looked, self._answer(stored, planned, inm, 'cache;desc="hit"')
+        if count_miss and not planned.passthrough:
+            # A stale URL variant counts as a hit: it may still spare the decode.
+            metrics.CACHE.labels("miss" if stored is None else "hit").inc()
+        return looked, None
+
     def _plan(self, request: ImageRequest) -> Plan:
         security = self.config.security
         if security.signing_keys:
             verify(security.signing_keys, request.signed_path, request.query)
+        hints = ClientHints.from_headers(request.headers)
+        return self._planned(tuple(request.query.items()), hints)
+
+    def _plan_uncached(self, query: tuple[tuple[str, str], ...], hints: ClientHints) -> Plan:
+        security = self.config.security
         options = parse_options(
-            request.query,
+            dict(query),
             max_edge=self.config.limits.max_output_edge,
             strict=security.strict_options,
             ignore=OWN_KEYS,
@@ -211,12 +313,7 @@ class ImageService:
             presets_only=security.presets_only,
         )
         check_allowlists(options, security.allowed_widths, security.allowed_qualities)
-        return plan(options, ClientHints.from_headers(request.headers), self.config)
-
-    def _lookup(self, key: str) -> StoredVariant | None:
-        stored = self.cache.get(key)
-        metrics.CACHE.labels("miss" if stored is None else "hit").inc()
-        return stored
+        return plan(options, hints, self.config)
 
     def _render(
         self,
@@ -236,7 +333,13 @@ class ImageService:
             rendered = render_plan(image.data, planned, self.config.limits)
         else:
             with self.slots.slot():
-                rendered = render_plan(image.data, planned, self.config.limits)
+                rendered = render_plan(
+                    image.data,
+                    planned,
+                    self.config.limits,
+                    masters=self.masters,
+                    identity=image.identity,
+                )
         timings = rendered.timings
         render_ms = timings.decode_ms + timings.encode_ms
         metrics.RENDER_SECONDS.observe(render_ms / 1000)

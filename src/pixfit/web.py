@@ -20,11 +20,11 @@ from pixfit import metrics
 from pixfit.config import Config, SourceStore
 from pixfit.embed import image_url, srcset
 from pixfit.errors import BadOption, PixfitError
+from pixfit.fastpath import FastPath, record_access
 from pixfit.hints import ACCEPT_CH
 from pixfit.limiter import RENDERED_ENVIRON_KEY
-from pixfit.logs import ACCESS_LOGGER, APP_LOGGER, configure_logging
+from pixfit.logs import APP_LOGGER, configure_logging
 from pixfit.playground import page
-from pixfit.profiles import NetworkClass
 from pixfit.rendering import configure
 from pixfit.service import (
     ImageRequest,
@@ -39,7 +39,6 @@ from pixfit.sources import LocalSource
 __all__ = ["ImageService", "blueprint", "create_app"]
 
 log = logging.getLogger(APP_LOGGER)
-access_log = logging.getLogger(ACCESS_LOGGER)
 
 
 def create_app(config: Config | None = None, *, prefix: str | None = None) -> Flask:
@@ -55,6 +54,10 @@ def create_app(config: Config | None = None, *, prefix: str | None = None) -> Fl
     app.url_map.merge_slashes = False
     service = ImageService.from_config(config)
     app.register_blueprint(blueprint(config, service=service), url_prefix=prefix or None)
+    # Hits and 304s are answered before Flask's routing; the rest reaches the routes.
+    app.wsgi_app = FastPath(  # type: ignore[method-assign]
+        app.wsgi_app, service, prefix, x_sendfile=config.server.x_sendfile
+    )
     app.add_url_rule("/healthz", "healthz", lambda: {"status": "ok"})
     app.add_url_rule("/readyz", "readyz", partial(_readyz, service))
     if config.security.admin_tokens:  # no token, no endpoint: a plain 404
@@ -174,20 +177,14 @@ def _internal_error(error: Exception) -> Response:
 
 
 def _log_access(response: Response) -> Response:
-    network: NetworkClass | None = g.get("pixfit_class")
-    render_ms: float = g.get("pixfit_render_ms", 0.0)
-    metrics.REQUESTS.labels(str(response.status_code), str(network or "-")).inc()
-    if response.status_code == 200:
-        metrics.OUTPUT_BYTES.inc(response.content_length or 0)
-    access_log.info(
-        '%s "%s %s" %s %s class=%s render_ms=%.1f',
+    record_access(
         request.remote_addr,
         request.method,
         request.full_path.rstrip("?"),
         response.status_code,
         response.content_length or 0,
-        network or "-",
-        render_ms,
+        g.get("pixfit_class"),
+        g.get("pixfit_render_ms", 0.0),
     )
     return response
 
