@@ -291,3 +291,38 @@ def test_blur_is_in_output_pixels() -> None:
 def test_decoded_helper_reads_rendered_bytes(busy_png: bytes) -> None:
     rendered = pixfit.render(busy_png, {"sharpen": 1, "format": "webp", "q": 80})
     assert decoded(rendered.data).get("vips-loader").startswith("webpload")
+
+
+@pytest.mark.parametrize("pos", ["entropy", "attention"])
+def test_smart_crops_give_the_turned_box(pos: str) -> None:
+    # libvips' thumbnail makes these crops before the turn, so it is asked for the box on
+    # its side.
+    source = bytes(photo(300, 200, seed=4).jpegsave_buffer())
+    options = {"w": 100, "h": 60, "fit": "cover", "pos": pos, "rotate": 90}
+
+    image = decoded_output(pixfit.render(source, options))
+
+    assert (image.width, image.height) == (100, 60)
+
+
+@pytest.mark.parametrize(
+    ("kind", "options"),
+    [
+        # Shrunk on load (jpegload with shrink=2), then turned.
+        ("jpeg", {"w": 700, "rotate": 90}),
+        ("jpeg", {"w": 700, "flip": "v"}),
+        ("jpeg", {"w": 1200, "rotate": 270, "flip": "hv"}),  # no shrink on load
+        ("png", {"rotate": 180}),
+        ("png", {"w": 500, "h": 500, "fit": "cover", "flip": "v", "pos": "fp:0.1,0.9"}),
+    ],
+)
+def test_large_sources_turn_whatever_the_decode_path(kind: str, options: dict[str, object]) -> None:
+    # Large enough that libvips decodes sequentially and cannot re-read earlier rows.
+    source = photo(2600, 1700, seed=9)
+    data = source.jpegsave_buffer(Q=85) if kind == "jpeg" else source.pngsave_buffer()
+
+    image = decoded_output(pixfit.render(bytes(data), options))
+
+    assert image.width > 0
+    if options.get("rotate") in (90, 270):
+        assert image.height > image.width

@@ -177,6 +177,11 @@ def decode(
             image = pyvips.Image.thumbnail_buffer(
                 data, width, option_string="fail_on=truncated", **sizing
             )
+        if job.rotate or job.flip in (Flip.V, Flip.HV):
+            # A turn or a vertical mirror reads its input out of order, which a sequential
+            # decode cannot serve ("out of order read" on a 2560x1600 JPEG shrunk on load):
+            # hold the decoded, already shrunk image in memory first, under the deadline.
+            image = _materialise(image, deadline)
         for step in STEPS:
             image = step(image, job)
         return _materialise(image, deadline)
