@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/fuzz.py [--seconds 60 | --iterations N] [--seed 0]
 
-Seeds are small valid JPEG, PNG, WebP, GIF and AVIF images made with pyvips (tests/hostile.py).
+Seeds are small valid JPEG, PNG, WebP, GIF, AVIF and HEIC images, animated GIF and WebP
+among them (tests/hostile.py).
 Each iteration mutates one of them (bit flips, byte insert/delete, chunk duplication,
 truncation, splice of two seeds, boundary integers) and renders it with one of OPTION_SETS
 (`{"w": "200"}`, or that with a turn, a mirror, a focal-point crop, a blur or a sharpen).

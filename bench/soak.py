@@ -103,6 +103,12 @@ HOSTILE_STATUS = {
     "strip-1x30000.png": {200},
     "strip-30000x1.png": {200},
     "frames-50.gif": {200},
+    "animated.webp": {200},
+    "photo.heic": {200},
+    # Animations over limits.max_frames or limits.max_animation_pixels, from their headers.
+    "frames-10000.gif": {413},
+    "huge-screen.gif": {413},
+    "mismatched-frames.gif": {413},
     # Over max_buffered_pixels (decoding them whole cost 300-430 MB of RSS each).
     "huge-frame-10000x10000.gif": {413},
     "progressive-sof-10000x10000.jpg": {413},
@@ -116,6 +122,7 @@ def build_root(root: Path, listener_port: int) -> list[Request]:
         image = image.cast("uchar").copy(interpretation="srgb")
         data = image.jpegsave_buffer(Q=88) if kind == "jpeg" else image.pngsave_buffer()
         (root / name).write_bytes(bytes(data))
+    (root / "clip.gif").write_bytes(hostile.gif_clip(frames=24, width=480, height=270))
     bad: list[Request] = []
     for name, data in hostile.all_cases(listener_port):
         (root / name).write_bytes(data)
@@ -144,8 +151,16 @@ def build_root(root: Path, listener_port: int) -> list[Request]:
             ),
             Request("good", "passthrough", f"/images/{name}"),
         ]
+    webp = {"Accept": "image/webp,*/*"}
+    good += [
+        Request("good", "animated webp", "/images/clip.gif?w=320", webp),
+        Request("good", "animation at 2g: a still", "/images/clip.gif?bw=2g", webp),
+        Request("good", "animated gif", "/images/clip.gif?w=240&format=gif"),
+        Request("good", "frame 5", "/images/clip.gif?page=5&w=200"),
+    ]
     bad += [
         Request("bad", "bad option", "/images/photo-a.jpg?w=abc", {}, frozenset({400})),
+        Request("bad", "page past the end", "/images/clip.gif?page=99", {}, frozenset({400})),
         Request("bad", "unknown option", "/images/photo-a.jpg?wdith=300", {}, frozenset({400})),
         Request("bad", "missing file", "/images/nope.jpg?w=300", {}, frozenset({404})),
         Request(

@@ -2,12 +2,13 @@
 
 Shared by tests/test_hostile.py, tests/test_fuzz.py, bench/fuzz.py and bench/soak.py (the
 benches put the repository root on sys.path and import `tests.hostile`). Nothing here is
-committed as a binary: every input is built from pyvips, zlib and struct at run time,
+committed as a binary: every input is built from pyvips, pillow-heif, zlib and struct at run time,
 deterministically.
 """
 
 from __future__ import annotations
 
+import io
 import random
 import socket
 import struct
@@ -17,7 +18,9 @@ import zlib
 from collections.abc import Callable
 from pathlib import Path
 
+import pillow_heif
 import pyvips
+from PIL import Image
 
 Case = tuple[str, bytes]
 
@@ -110,6 +113,21 @@ def _sub_blocks(data: bytes) -> bytes:
     return blocks + b"\x00"
 
 
+def gif_clip(frames: int = 8, width: int = 240, height: int = 160, step: int = 8) -> bytes:
+    """An animated GIF panning across a photo-like image, 50 ms a frame, looping forever:
+    what a screen recording or a clip cut from a video looks like. Written by Pillow."""
+    scene = noisy(width + step * frames, height, seed=3)
+    shots = [
+        Image.frombytes(
+            "RGB", (width, height), scene.crop(step * i, 0, width, height).write_to_memory()
+        )
+        for i in range(frames)
+    ]
+    buffer = io.BytesIO()
+    shots[0].save(buffer, "GIF", save_all=True, append_images=shots[1:], duration=50, loop=0)
+    return buffer.getvalue()
+
+
 def gif(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
     """A single-frame GIF, quantised by pyvips."""
     return bytes(noisy(width, height, seed).gifsave_buffer())
@@ -148,6 +166,57 @@ def jpeg_huge_sof(width: int = 65_500, height: int = 65_500) -> Case:
 
 def gif_many_frames(frames: int = 1001) -> Case:
     return f"frames-{frames}.gif", gif_frames(frames)
+
+
+def gif_declared(screen: tuple[int, int], frames: list[tuple[int, int, int, int]]) -> bytes:
+    """A GIF whose logical screen and frames (left, top, width, height) claim these sizes.
+
+    Each frame carries at most 64 pixels, however large it claims to be.
+    """
+    width, height = screen
+    out = bytearray(b"GIF89a" + struct.pack("<HHBBB", width, height, 0xF7, 0, 0) + bytes(768))
+    out += b"\x21\xff\x0bNETSCAPE2.0\x03\x01\x00\x00\x00"
+    for left, top, frame_width, frame_height in frames:
+        out += b"\x21\xf9\x04\x00" + struct.pack("<H", 5) + b"\x00\x00"
+        out += b"\x2c" + struct.pack("<HHHHB", left, top, frame_width, frame_height, 0)
+        pixels = [i % 256 for i in range(min(frame_width * frame_height, 64))]
+        out += b"\x08" + _sub_blocks(_lzw_literal(pixels))
+    return bytes(out + b"\x3b")
+
+
+def gif_huge_screen(frames: int = 10) -> Case:
+    """A 1 KB GIF whose logical screen claims 5000x5000 (25 MP) and whose frames are 1x1.
+
+    libnsgif sizes its canvas from the first frame (1x1 here), but a browser allocates the
+    screen: the frames together claim 250 MP, over limits.max_animation_pixels.
+    """
+    return "huge-screen.gif", gif_declared((5000, 5000), [(0, 0, 1, 1)] * frames)
+
+
+def gif_mismatched_frames() -> Case:
+    """A 16x16 GIF whose second frame claims 6000x6000 and third 1x1 at (4000, 4000)."""
+    frames = [(0, 0, 16, 16), (0, 0, 6000, 6000), (4000, 4000, 1, 1)]
+    return "mismatched-frames.gif", gif_declared((16, 16), frames)
+
+
+def webp_animated(width: int = 48, height: int = 32, frames: int = 4) -> bytes:
+    """An animated WebP: `frames` distinct noisy frames, 80 ms each, looping forever."""
+    strip = pyvips.Image.arrayjoin(
+        [noisy(width, height, seed) for seed in range(frames)], across=1
+    ).copy()
+    strip.set_type(pyvips.GValue.gint_type, "page-height", height)
+    strip.set_type(pyvips.GValue.array_int_type, "delay", [80] * frames)
+    strip.set_type(pyvips.GValue.gint_type, "loop", 0)
+    return bytes(strip.webpsave_buffer(Q=80))
+
+
+def heic(width: int = 64, height: int = 48, seed: int = 0) -> bytes:
+    """A HEIC (HEVC in HEIF), encoded by pillow-heif."""
+    image = noisy(width, height, seed)
+    heif = pillow_heif.from_bytes("RGB", (width, height), image.write_to_memory())
+    buffer = io.BytesIO()
+    heif.save(buffer, quality=70)
+    return buffer.getvalue()
 
 
 # ---------------------------------------------------------------------------------------
@@ -376,7 +445,9 @@ def seeds() -> dict[str, bytes]:
         "webp": webp(64, 48),
         "gif": gif(48, 36),
         "gif-animated": gif_frames(3, 16, 12),
+        "webp-animated": webp_animated(24, 16, 3),
         "avif": avif(64, 48),
+        "heic": heic(64, 48),
     }
 
 
@@ -480,6 +551,9 @@ def all_cases(port: int = 9) -> list[Case]:
         png_huge_ihdr(),
         jpeg_huge_sof(),
         gif_many_frames(),
+        gif_many_frames(10_000),
+        gif_huge_screen(),
+        gif_mismatched_frames(),
         empty(),
         text_as_jpeg(),
         svg_xxe(port),
@@ -503,6 +577,8 @@ def all_cases(port: int = 9) -> list[Case]:
         gif_huge_frame(),
         jpeg_progressive_huge_sof(),
         ("frames-50.gif", gif_frames(50, 64, 48)),
+        ("animated.webp", webp_animated()),
+        ("photo.heic", heic()),
     ]
 
 

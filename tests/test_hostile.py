@@ -104,6 +104,9 @@ def assert_still_serving(client: FlaskClient) -> None:
         (hostile.png_huge_ihdr, 413),
         (hostile.jpeg_huge_sof, 413),
         (hostile.gif_many_frames, 413),
+        (lambda: hostile.gif_many_frames(10_000), 413),
+        (hostile.gif_huge_screen, 413),
+        (hostile.gif_mismatched_frames, 413),
         (hostile.empty, 415),
         (hostile.text_as_jpeg, 415),
         (hostile.pdf, 415),
@@ -124,6 +127,29 @@ def test_hostile_file_is_refused_with_its_status(
     client: FlaskClient, root: Path, make: Callable[[], hostile.Case], status: int
 ) -> None:
     assert_problem(fetch(client, root, make()), root, status)
+    assert_still_serving(client)
+
+
+@pytest.mark.parametrize(
+    ("make", "limit", "claim"),
+    [
+        (lambda: hostile.gif_many_frames(10_000), "limits.max_frames", "10000"),
+        (hostile.gif_huge_screen, "limits.max_animation_pixels", "10 frames of 5000x5000"),
+        (hostile.gif_mismatched_frames, "limits.max_animation_pixels", "3 frames of 6000x6000"),
+    ],
+    ids=["10000-frames", "huge-screen-tiny-frames", "mismatched-frame-sizes"],
+)
+def test_hostile_animation_is_413_naming_the_limit_from_its_header(
+    client: FlaskClient, root: Path, make: Callable[[], hostile.Case], limit: str, claim: str
+) -> None:
+    name, data = make()
+    # Small files: what they claim is in their headers, not in their data.
+    assert len(data) < 1_000_000
+    for query in (QUERY, "w=300&anim=0", "w=300&format=webp", "page=1"):
+        response = fetch(client, root, (name, data), query)
+        assert_problem(response, root, 413)
+        detail = response.get_json()["detail"]
+        assert limit in detail and claim in detail, detail
     assert_still_serving(client)
 
 

@@ -89,7 +89,7 @@ def test_parses_every_option_and_alias(args: dict[str, str], expected: Options) 
         ({"q": "101"}, "for q"),
         ({"max_bytes": "lots"}, "for max_bytes"),
         ({"format": "bmp"}, "for format"),
-        ({"f": "gif"}, "for f but received 'gif'"),
+        ({"f": "heic"}, "for f but received 'heic'"),
         ({"bg": "red"}, "hex colour"),
         ({"bg": "12345"}, "for bg"),
         ({"forcefit": "2"}, "for forcefit"),

@@ -204,6 +204,8 @@ _OTHER_VALUES = {
     "palette": True,
     "progressive": True,
     "background": (255, 0, 0),
+    "animate": False,
+    "page": 2,
     "network": N.FOUR_G,
     "exhaustive": True,
     "rotate": 90,

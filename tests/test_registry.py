@@ -1,6 +1,8 @@
+import io
 import re
 from pathlib import Path
 
+import pillow_heif
 import pytest
 import pyvips
 
@@ -15,6 +17,7 @@ from pixfit.registry import (
     ImageFormat,
     OutputFormat,
     guess,
+    heif_brand,
     listed,
 )
 from pixfit.sources import IMAGE_SUFFIXES
@@ -22,11 +25,22 @@ from pixfit.sources import IMAGE_SUFFIXES
 SRC = Path(pixfit.__file__).parent
 
 
+def heic(image: pyvips.Image) -> bytes:
+    """HEIC bytes made by pillow-heif's HEVC encoder."""
+    pixels = image.write_to_memory()
+    mode = "RGBA" if image.bands == 4 else "RGB"
+    heif = pillow_heif.from_bytes(mode, (image.width, image.height), pixels)
+    buffer = io.BytesIO()
+    heif.save(buffer, quality=80)
+    return buffer.getvalue()
+
+
 def rgba(width: int = 64, height: int = 48) -> pyvips.Image:
-    """A gradient with a half-transparent alpha band, in memory."""
+    """A gradient whose left half is transparent and right half half-transparent."""
     x = pyvips.Image.xyz(width, height)
     colour = (x[0] * 4).bandjoin([x[1] * 5, x[0] + x[1]]).cast("uchar")
-    return colour.bandjoin_const([128]).copy(interpretation="srgb").copy_memory()
+    alpha = (x[0] >= width // 2).ifthenelse(128, 0).cast("uchar")
+    return colour.bandjoin(alpha).copy(interpretation="srgb").copy_memory()
 
 
 def test_output_format_names_exactly_the_output_rows() -> None:
@@ -60,9 +74,22 @@ def test_each_output_encodes_sniffs_and_keeps_alpha_as_its_row_says(fmt: ImageFo
 
 
 def test_an_input_only_format_sniffs_by_its_row() -> None:
-    data = rgba().gifsave_buffer()
-    assert sniff(data) == guess(data) == ImageFormat.GIF
-    assert not FORMATS[ImageFormat.GIF].is_output
+    data = heic(rgba())
+    assert sniff(data) == guess(data) == ImageFormat.HEIC
+    assert not FORMATS[ImageFormat.HEIC].is_output
+    assert ImageFormat.HEIC not in SPELLINGS.values()
+
+
+def test_avif_and_heic_share_a_loader_and_are_told_apart_by_their_brands() -> None:
+    avif = Encoder(ImageFormat.AVIF).encode(rgba(), 60)
+    assert FORMATS[ImageFormat.AVIF].loader == FORMATS[ImageFormat.HEIC].loader
+    assert sniff(avif) == heif_brand(avif) == ImageFormat.AVIF
+    assert sniff(heic(rgba())) == ImageFormat.HEIC
+    # "mif1" major brand: the compatible brands decide.
+    mif1 = b"\x00\x00\x00\x18ftypmif1\x00\x00\x00\x00mif1heic"
+    assert heif_brand(mif1) == ImageFormat.HEIC
+    assert heif_brand(mif1.replace(b"mif1heic", b"mif1avif")) == ImageFormat.AVIF
+    assert heif_brand(mif1.replace(b"mif1heic", b"mif1jpeg")) is None
 
 
 def test_guess_knows_nothing_else() -> None:
@@ -74,10 +101,12 @@ def test_guess_knows_nothing_else() -> None:
 def test_names_and_suffixes_derived_from_the_rows() -> None:
     assert EXTENSIONS == {
         "image/jpeg": "jpg", "image/webp": "webp", "image/avif": "avif", "image/png": "png",
-        "image/gif": "gif",
+        "image/gif": "gif", "image/heic": "heic",
     }  # fmt: skip
-    assert sorted(IMAGE_SUFFIXES) == [".avif", ".gif", ".jpeg", ".jpg", ".png", ".webp"]
-    assert listed(INPUTS) == "AVIF, WebP, JPEG, PNG or GIF"
+    assert sorted(IMAGE_SUFFIXES) == [
+        ".avif", ".gif", ".heic", ".heif", ".hif", ".jpeg", ".jpg", ".png", ".webp",
+    ]  # fmt: skip
+    assert listed(INPUTS) == "AVIF, WebP, JPEG, PNG, GIF or HEIC"
 
 
 def test_each_media_type_is_spelled_in_one_module() -> None:

@@ -77,6 +77,9 @@ class StoredVariant:
     # Epoch seconds until which the variant may be served without asking the source again.
     # None means for as long as it is stored: file variants are keyed by the file's version.
     fresh_until: float | None
+    # "still" when an animated source was sent as one frame, "animated" when it kept them;
+    # None for a still source.
+    animation: str | None = None
 
     def is_fresh(self, now: float) -> bool:
         """Whether the variant may be served at `now` without fetching its source."""
@@ -493,6 +496,7 @@ def unpack_header(line: bytes) -> tuple[StoredVariant, int] | None:
             etag=str(header["etag"]),
             modified=datetime.fromisoformat(modified) if modified else None,
             fresh_until=header["fresh_until"],
+            animation=header.get("animation"),
         ), int(header["length"])
     except (ValueError, KeyError, TypeError, RecursionError):  # deep JSON: RecursionError
         return None

@@ -25,7 +25,7 @@ from pixfit.registry import (
     OutputFormat,
     listed,
 )
-from pixfit.rendering import Rendered, configure, render
+from pixfit.rendering import Animation, Rendered, configure, render
 from pixfit.serve import run_server
 from pixfit.service import SourceKind, source_tag
 from pixfit.signing import sign_url
@@ -205,7 +205,14 @@ def _described(result: Rendered) -> str:
     return (
         f"{result.width}x{result.height} {result.media_type}, {len(result.data)} bytes, "
         f"class {result.network}, quality {quality}, {budget}{_scored(result.score)}"
+        f"{_animation(result)}"
     )
+
+
+def _animation(result: Rendered) -> str:
+    if result.animation is None:
+        return ""
+    return ", animated" if result.animation == Animation.ANIMATED else ", still of an animation"
 
 
 def _scored(score: float | None) -> str:

@@ -128,9 +128,14 @@ class LimitsConfig:
     # Longest edge a source may have, in pixels. Decoding costs per row as well as per
     # pixel: a 1x50,000,000 PNG is under max_pixels yet takes 16 s, a 1x65,535 strip 0.03 s.
     max_source_edge: int = 65_535
-    # Most frames or pages a source may declare (only the first is rendered, but parsing
-    # every frame's header still costs time).
-    max_pages: int = 1000
+    # Most frames a source may declare (an animation, or a HEIF's top-level images),
+    # checked from the header: every frame of an animation is decoded and resized.
+    max_frames: int = 1000
+    # Most pixels all of an animation's frames may hold together (the canvas times the
+    # frame count), in the source and in the output, checked before decoding: the frames
+    # are decoded whole, and the output is held in memory (4 bytes a pixel) to encode.
+    # 50 MP is max_buffered_pixels, the bound for one buffered still.
+    max_animation_pixels: int = 50_000_000
     # Longest edge any output may have, in device pixels; also the upper bound of w and h.
     max_output_edge: int = 8192
     # Renders running at once in one worker process. One per worker (and one worker per
@@ -436,8 +441,9 @@ def _checked(config: Config) -> Config:
         raise ConfigError("limits.max_concurrent must be at least 1")
     if min(config.limits.max_output_edge, config.limits.max_pixels) < 1:
         raise ConfigError("limits.max_output_edge and limits.max_pixels must be at least 1")
-    if config.limits.max_buffered_pixels < 1:
-        raise ConfigError("limits.max_buffered_pixels must be at least 1")
+    for key in ("max_buffered_pixels", "max_frames", "max_animation_pixels"):
+        if getattr(config.limits, key) < 1:
+            raise ConfigError(f"limits.{key} must be at least 1")
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(
             f"log.level must be debug, info, warning or error, got {config.log.level!r}"

@@ -9,7 +9,7 @@ from typing import Protocol
 import pyvips
 
 from pixfit.errors import UnsupportedImage
-from pixfit.registry import FORMATS, INPUTS, LOADERS, ImageFormat, Setting, listed
+from pixfit.registry import FORMATS, INPUTS, LOADERS, ImageFormat, Setting, guess, listed
 
 __all__ = [
     "Encoder",
@@ -36,7 +36,17 @@ def sniff(data: bytes) -> ImageFormat:
         raise UnsupportedImage(
             f"Expected {listed(INPUTS)} but received {kind} data, which is not served"
         )
-    return LOADERS[name].name
+    rows = LOADERS[name]
+    if len(rows) == 1:
+        return rows[0].name
+    # One loader for several rows (libheif reads AVIF and HEIC): the magic decides, and
+    # anything else it claims (a JPEG-coded HEIF, say) is not served.
+    named = guess(data)
+    if named is None or named not in {row.name for row in rows}:
+        raise UnsupportedImage(
+            f"Expected {listed(INPUTS)} but received a container of another kind"
+        )
+    return named
 
 
 class Encodes(Protocol):
@@ -86,9 +96,18 @@ def _jpeg(encoder: Encoder, image: pyvips.Image, quality: int) -> Mapping[str, S
     return {"Q": quality, "optimize_coding": small, "interlace": small and encoder.progressive}
 
 
+def _no_quality(encoder: Encoder, image: pyvips.Image, quality: int) -> Mapping[str, Setting]:
+    return {}
+
+
 def _png(encoder: Encoder, image: pyvips.Image, quality: int) -> Mapping[str, Setting]:
     # zlib has no quality; with a palette, the quality steers libimagequant.
     return {"palette": True, "Q": quality} if encoder.palette else {}
 
 
-_PER_ENCODE: Mapping[ImageFormat, PerEncode] = {ImageFormat.JPEG: _jpeg, ImageFormat.PNG: _png}
+_PER_ENCODE: Mapping[ImageFormat, PerEncode] = {
+    ImageFormat.JPEG: _jpeg,
+    ImageFormat.PNG: _png,
+    # gifsave has no quality: libimagequant picks each frame's palette.
+    ImageFormat.GIF: _no_quality,
+}

@@ -15,6 +15,7 @@ from pixfit.registry import SPELLINGS, OutputFormat
 
 __all__ = [
     "ALIASES",
+    "MAX_PAGE",
     "MAX_SCREEN_EDGE",
     "OPTIONS",
     "PRESET",
@@ -92,6 +93,9 @@ RGB = tuple[int, int, int]
 
 # Rejected above this, whatever the configured output cap: 4x a 16K screen.
 MAX_SCREEN_EDGE = 16384
+# Rejected above this, whatever limits.max_frames says; a page past the source's last
+# frame is refused once its header is read.
+MAX_PAGE = 99_999
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,11 @@ class Options:
     # Gaussian blur and unsharp-mask sigmas, in output pixels; None means none.
     blur: float | None = None
     sharpen: float | None = None
+    # Keep an animated source animated where the output format can carry it.
+    animate: bool = True
+    # The frame (0-based) a still of an animated source shows; None means frame 0. Giving
+    # it asks for a still.
+    page: int | None = None
 
     @property
     def is_empty(self) -> bool:
@@ -177,6 +186,8 @@ def parse_options(
         values = _fields(presets[name], max_edge, strict=True)
     # Field by field, so that `width=` given here overrides a preset's `w`.
     values |= _fields(given, max_edge, strict)
+    if "page" in values and values.setdefault("animate", False):
+        raise BadOption("Expected anim=0 or no anim with page, which asks for a still")
     return Options(**values)  # type: ignore[arg-type]
 
 
@@ -410,6 +421,18 @@ OPTIONS: Mapping[str, OptionSpec] = {
         _number(0.3, 10),
         "Unsharp mask of this sigma in output pixels, 0.3..10.",
         "SIGMA",
+    ),
+    "anim": OptionSpec(
+        "animate",
+        _flag,
+        "Keep an animated source animated where the format can: 1 (default), or 0 for a still.",
+        "0|1",
+    ),
+    "page": OptionSpec(
+        "page",
+        _integer(0, MAX_PAGE),
+        f"The frame a still of an animated source shows, 0..{MAX_PAGE} (0-based; implies anim=0).",
+        "FRAME",
     ),
 }
 # Other names of options; each parses exactly as the option it names.

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
 
 import pyvips
 
+from pixfit import gif_header, heic
 from pixfit.config import LimitsConfig
 from pixfit.errors import CorruptImage, Overloaded, TooLarge
 from pixfit.formats import sniff
@@ -28,6 +30,7 @@ __all__ = [
     "blur",
     "crop",
     "decode",
+    "decode_animation",
     "flatten",
     "flip",
     "inspect",
@@ -50,10 +53,17 @@ class SourceInfo:
     """What the header says, read without decoding a pixel."""
 
     format: ImageFormat
-    # Displayed size, after EXIF orientation.
+    # Displayed size, after EXIF orientation; for an animation, one frame's (the canvas).
     width: int
     height: int
     has_alpha: bool
+    # Frames (or top-level images) the header declares; 1 for a still.
+    frames: int = 1
+
+    @property
+    def animated(self) -> bool:
+        """True for an animation (HEIF's extra images are alternatives, not frames)."""
+        return self.frames > 1 and FORMATS[self.format].animation
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,13 +95,51 @@ Step = Callable[[pyvips.Image, Job], pyvips.Image]
 def inspect(data: bytes, limits: LimitsConfig) -> SourceInfo:
     """Sniff the format and read the header; refuse oversized sources before decoding."""
     source_format = sniff(data)
-    try:
-        header = pyvips.Image.new_from_buffer(data, "", access="sequential")
-        orientation = _metadata(header, "orientation", 1)
-        pages = _metadata(header, "n-pages", 1)
-    except pyvips.Error:
-        raise CorruptImage("Expected a readable image header but the data is corrupt") from None
-    width, height = header.width, header.height
+    if FORMATS[source_format].decoder == "pillow-heif":
+        heic_header = heic.read_header(data)
+        width, height, pages = heic_header.width, heic_header.height, heic_header.images
+        orientation, has_alpha = 1, heic_header.has_alpha
+        buffered: str | None = "HEIC"
+    else:
+        try:
+            header = pyvips.Image.new_from_buffer(data, "", access="sequential")
+            orientation = _metadata(header, "orientation", 1)
+            pages = _metadata(header, "n-pages", 1)
+        except pyvips.Error:
+            raise CorruptImage("Expected a readable image header but the data is corrupt") from None
+        width, height, has_alpha = header.width, header.height, header.hasalpha()
+        buffered = _decoded_whole(source_format, header)
+    canvas = (width, height)
+    gif = gif_header.declared(data) if source_format == ImageFormat.GIF else None
+    if gif is not None:
+        canvas = (max(width, gif.width), max(height, gif.height))
+        pages = max(pages, gif.frames)
+    _check_limits(limits, width, height, buffered)
+    _check_animation(limits, canvas, pages)
+    if orientation in _QUARTER_TURNS:
+        width, height = height, width
+    return SourceInfo(source_format, width, height, has_alpha, pages)
+
+
+def _check_animation(limits: LimitsConfig, canvas: tuple[int, int], frames: int) -> None:
+    """Refuse too many frames, or frames holding too many pixels together.
+
+    `canvas` is what every frame is composed on, as large as the file declares it.
+    """
+    if frames > limits.max_frames:
+        raise TooLarge(
+            f"Expected at most {limits.max_frames} frames (limits.max_frames) but received {frames}"
+        )
+    width, height = canvas
+    if frames > 1 and width * height * frames > limits.max_animation_pixels:
+        raise TooLarge(
+            f"Expected at most {limits.max_animation_pixels} pixels in all frames together "
+            f"(limits.max_animation_pixels) but received {frames} frames of {width}x{height}"
+        )
+
+
+def _check_limits(limits: LimitsConfig, width: int, height: int, buffered: str | None) -> None:
+    """Refuse a source whose header is over a limit; the message names the limit."""
     if width * height > limits.max_pixels:
         raise TooLarge(
             f"Expected at most {limits.max_pixels} source pixels but received {width}x{height}"
@@ -101,17 +149,11 @@ def inspect(data: bytes, limits: LimitsConfig) -> SourceInfo:
             f"Expected source edges of at most {limits.max_source_edge} px "
             f"but received {width}x{height}"
         )
-    if pages > limits.max_pages:
-        raise TooLarge(f"Expected at most {limits.max_pages} frames but received {pages}")
-    buffered = _decoded_whole(source_format, header)
     if buffered and width * height > limits.max_buffered_pixels:
         raise TooLarge(
             f"Expected at most {limits.max_buffered_pixels} pixels for a {buffered}, which is "
             f"decoded whole, but received {width}x{height}"
         )
-    if orientation in _QUARTER_TURNS:
-        width, height = height, width
-    return SourceInfo(source_format, width, height, header.hasalpha())
 
 
 def _decoded_whole(source_format: ImageFormat, header: pyvips.Image) -> str | None:
@@ -138,11 +180,13 @@ def decode(
     deadline: float,
     masters: Masters | None = None,
     identity: str = "",
+    page: int = 0,
 ) -> pyvips.Image:
     """Decode at reduced scale, run the steps, and materialise the result in memory.
 
     With `masters` and the source's `identity`, a JPEG is decoded once into a reduced
-    master that later variants of the same source resize from (see masters.py).
+    master that later variants of the same source resize from (see masters.py). `page` is
+    the frame of an animation to decode.
     """
     geometry = job.geometry
     crop = (
@@ -160,31 +204,106 @@ def decode(
         width, height = height, width
     # thumbnail applies the EXIF orientation; the to_srgb step applies any ICC profile.
     sizing = {"height": height, "size": "force" if crop == "none" else "both", "crop": crop}
-    try:
+    with _decoding():
         shrink = jpeg_shrink(info, width, height) if info.format == ImageFormat.JPEG else 1
         reduced = _master(data, info, shrink, masters, identity, deadline)
         if reduced is not None:
             image = reduced.thumbnail_image(width, **sizing)
-        elif shrink > 1:
-            loaded = pyvips.Image.jpegload_buffer(
-                data, shrink=shrink, fail_on="truncated", access="sequential"
-            )
-            image = loaded.thumbnail_image(width, **sizing)
         else:
-            # Through the loader's option string: thumbnail_buffer accepts its own fail_on
-            # argument but never passes it on (seen with libvips 8.18.7), so a truncated
-            # JPEG would come out with a grey lower part instead of an error.
-            image = pyvips.Image.thumbnail_buffer(
-                data, width, option_string="fail_on=truncated", **sizing
-            )
-        if job.rotate or job.flip in (Flip.V, Flip.HV):
-            # A turn or a vertical mirror reads its input out of order, which a sequential
-            # decode cannot serve ("out of order read" on a 2560x1600 JPEG shrunk on load):
-            # hold the decoded, already shrunk image in memory first, under the deadline.
-            image = _materialise(image, deadline)
+            image = _load(data, info, width, sizing, shrink, page)
+        image = _in_order(image, job, deadline)
         for step in STEPS:
             image = step(image, job)
+        return _without_opaque_alpha(_materialise(image, deadline))
+
+
+def _in_order(image: pyvips.Image, job: Job, deadline: float) -> pyvips.Image:
+    """The image, held in memory first when the steps will read it out of order.
+
+    A turn or a vertical mirror reads its input out of order, which a sequential decode
+    cannot serve ("out of order read" on a 2560x1600 JPEG shrunk on load): the decoded,
+    already shrunk image is materialised first, under the deadline.
+    """
+    if job.rotate or job.flip in (Flip.V, Flip.HV):
         return _materialise(image, deadline)
+    return image
+
+
+def _without_opaque_alpha(image: pyvips.Image) -> pyvips.Image:
+    """The image without its alpha band when every pixel is opaque.
+
+    GIF frames, and many PNGs, carry an alpha band that hides nothing. Encoders then spend
+    bytes on it (AVIF codes it as a second image), and WebP drops it by itself, so its
+    candidates decoded with fewer bands than the reference and could not be scored (the
+    perceptual proxy cannot subtract a 3-band image from a 4-band one: an opaque RGBA PNG
+    asked for as WebP was a 500). One pass over the image in memory: 0.2 ms a megapixel.
+    """
+    if not image.hasalpha() or image[image.bands - 1].min() < 255:
+        return image
+    return image.extract_band(0, n=image.bands - 1)
+
+
+def _load(
+    data: bytes,
+    info: SourceInfo,
+    width: int,
+    sizing: dict[str, int | str],
+    shrink: int,
+    page: int,
+) -> pyvips.Image:
+    """The source at `width` (and `sizing`), shrunk by `shrink` while decoding (JPEG)."""
+    if FORMATS[info.format].decoder == "pillow-heif":
+        return heic.decode_heic(data).thumbnail_image(width, **sizing)
+    if shrink > 1:
+        loaded = pyvips.Image.jpegload_buffer(
+            data, shrink=shrink, fail_on="truncated", access="sequential"
+        )
+        return loaded.thumbnail_image(width, **sizing)
+    # Through the loader's option string: thumbnail_buffer accepts its own fail_on
+    # argument but never passes it on (seen with libvips 8.18.7), so a truncated JPEG
+    # would come out with a grey lower part instead of an error.
+    options = f"fail_on=truncated,page={page}" if page else "fail_on=truncated"
+    return pyvips.Image.thumbnail_buffer(data, width, option_string=options, **sizing)
+
+
+def decode_animation(data: bytes, info: SourceInfo, job: Job, deadline: float) -> pyvips.Image:
+    """Every frame resized, cropped and fitted the same way, joined with its delays and loop.
+
+    libvips' thumbnail resizes the frames of an animation together (its crop would cut the
+    joined strip, not each frame), so the steps then run on each frame alone. `entropy` and
+    `attention` crop at the centre here: chosen per frame, the crop would jump about.
+    """
+    width, height = job.geometry.resize_width, job.geometry.resize_height
+    if job.turns_sideways:
+        # The geometry is of the turned output; thumbnail works before the turn.
+        width, height = height, width
+    if job.gravity in (Gravity.ENTROPY, Gravity.ATTENTION):
+        job = replace(job, gravity=Gravity.CENTRE)
+    with _decoding():
+        strip = pyvips.Image.thumbnail_buffer(
+            data, width, height=height, size="force", option_string="fail_on=truncated,n=-1"
+        )
+        strip = _in_order(strip, job, deadline)
+        frame_height = _metadata(strip, "page-height", strip.height)
+        frames = []
+        for top in range(0, strip.height - frame_height + 1, frame_height):
+            frame = strip.crop(0, top, strip.width, frame_height)
+            for step in STEPS:
+                frame = step(frame, job)
+            frames.append(frame)
+        joined = pyvips.Image.arrayjoin(frames, across=1).copy()
+        joined.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
+        joined.set_type(pyvips.GValue.gint_type, "loop", _metadata(strip, "loop", 0))
+        if strip.get_typeof("delay"):
+            joined.set_type(pyvips.GValue.array_int_type, "delay", strip.get("delay"))
+        return _without_opaque_alpha(_materialise(joined, deadline))
+
+
+@contextlib.contextmanager
+def _decoding() -> Iterator[None]:
+    """Turn libvips' failures into the errors pixfit reports."""
+    try:
+        yield
     except pyvips.Error as error:
         if "killed" in str(error) or "cancel" in str(error):
             raise Overloaded("The render ran past its deadline; try a smaller size") from None

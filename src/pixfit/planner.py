@@ -16,6 +16,7 @@ from pixfit.registry import FORMATS, OUTPUTS, ImageFormat, OutputFormat, origina
 __all__ = [
     "NOT_IN_KEY",
     "Plan",
+    "animated_output",
     "choose_outputs",
     "plan",
 ]
@@ -50,6 +51,10 @@ class Plan:
     palette: bool
     progressive: bool
     background: RGB | None
+    # Keep an animated source animated where the output can carry it; False asks for a still.
+    animate: bool
+    # The frame (0-based) a still of an animated source shows.
+    page: int
     network: NetworkClass
     # The device pixel ratio used: the client's, capped by the profile.
     dpr: float
@@ -143,6 +148,8 @@ def plan(options: Options, hints: ClientHints, config: Config) -> Plan:
         palette=profile.palette and budget is not None,
         progressive=profile.progressive,
         background=options.background,
+        animate=options.animate and options.page is None,
+        page=options.page or 0,
         network=network,
         dpr=dpr,
         vary=vary_headers(options),
@@ -164,7 +171,11 @@ def _candidates(requested: OutputFormat, hints: ClientHints) -> tuple[ImageForma
     if requested != OutputFormat.AUTO:
         return (ImageFormat(requested),)
     # AUTO: every format all clients take, and those the client names explicitly.
-    return tuple(row.name for row in OUTPUTS if row.accept is None or row.name in hints.accepts)
+    return tuple(
+        row.name
+        for row in OUTPUTS
+        if row.negotiated and (row.accept is None or row.name in hints.accepts)
+    )
 
 
 def choose_outputs(plan: Plan, source: ImageFormat, has_alpha: bool) -> tuple[ImageFormat, ...]:
@@ -184,3 +195,15 @@ def choose_outputs(plan: Plan, source: ImageFormat, has_alpha: bool) -> tuple[Im
     alpha = FORMATS[formats[0]].alpha
     lossy = tuple(f for f in formats if FORMATS[f].alpha == alpha and f != ImageFormat.PNG)
     return lossy or formats[:1]
+
+
+def animated_output(plan: Plan, source: ImageFormat) -> ImageFormat | None:
+    """The format an animated source is written in, or None when it must become a still.
+
+    The first of the plan's formats that carries frames (WebP for `format=auto` when the
+    client takes it; GIF only by name), or the source's own format for `format=original`.
+    """
+    if not plan.animate:
+        return None
+    wanted = plan.formats or (source,)
+    return next((f for f in wanted if FORMATS[f].animation and FORMATS[f].is_output), None)

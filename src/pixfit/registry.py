@@ -42,6 +42,7 @@ class ImageFormat(StrEnum):
     JPEG = "jpeg"
     PNG = "png"
     GIF = "gif"
+    HEIC = "heic"
 
 
 class OutputFormat(StrEnum):
@@ -56,6 +57,7 @@ class OutputFormat(StrEnum):
     WEBP = "webp"
     AVIF = "avif"
     PNG = "png"
+    GIF = "gif"
     ORIGINAL = "original"
 
 
@@ -76,6 +78,7 @@ class Format:
     # Signatures at the start of the data, any of which marks the format; "?" is any byte.
     magic: tuple[bytes, ...]
     # The libvips buffer loader class vips_foreign_find_load_buffer names; None: not read.
+    # Where one loader claims several rows (libheif: AVIF and HEIC), the magic tells them apart.
     loader: str | None
     # The libvips save operation (called as `<saver>_buffer`); None: not written.
     saver: str | None
@@ -89,6 +92,14 @@ class Format:
     settings: Mapping[str, Setting] = field(default_factory=dict)
     # What `format=original` writes for a source in this format; None: the format itself.
     original_output: ImageFormat | None = None
+    # Whether `format=auto` may choose it; False: only when asked for by name.
+    negotiated: bool = True
+    # Whether the saver has a quality that trades bytes for fidelity (the search steers it).
+    lossy: bool = True
+    # What decodes the pixels: "libvips", or "pillow-heif" for HEVC, which the libvips
+    # wheel's libheif cannot decode ("Support for this compression format has not been
+    # built in: HEVC"), while pillow-heif's wheels bundle libde265.
+    decoder: str = "libvips"
 
     @property
     def is_input(self) -> bool:
@@ -99,6 +110,11 @@ class Format:
     def is_output(self) -> bool:
         """True when pixfit encodes this format."""
         return self.saver is not None
+
+
+# Brands of HEIF files whose images are HEVC-coded: still images and image sequences.
+_HEVC_BRANDS = (b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs")
+_AV1_BRANDS = (b"avif", b"avis")
 
 
 # The rows, best first: `format=auto` takes the first output format the client accepts
@@ -140,26 +156,43 @@ _ROWS = (
         ImageFormat.PNG, "PNG", "image/png", ("png",),
         magic=(b"\x89PNG\r\n\x1a\n",),
         loader="VipsForeignLoadPngBuffer", saver="pngsave",
-        alpha=True, animation=False, accept=None,
+        alpha=True, animation=False, accept=None, lossy=False,
         # zlib level 6; effort only steers libimagequant when a budget asks for a palette.
         settings={"compression": 6, "effort": 4},
     ),
     Format(
         ImageFormat.GIF, "GIF", "image/gif", ("gif",),
         magic=(b"GIF87a", b"GIF89a"),
-        loader="VipsForeignLoadNsgifBuffer", saver=None,
-        alpha=True, animation=True, accept=None,
-        # GIF output is not worth an encoder of its own: PNG keeps its palette look and its
-        # transparency.
+        loader="VipsForeignLoadNsgifBuffer", saver="gifsave",
+        # gifsave has no quality (libimagequant picks each frame's palette), and format=auto
+        # never picks GIF: a still is better as PNG, an animation as WebP (3-5x smaller).
+        alpha=True, animation=True, accept=None, negotiated=False, lossy=False,
+        # A still GIF's `format=original` is PNG: it keeps the palette look and the
+        # transparency without a second quantisation. An animated one stays GIF (pipeline).
         original_output=ImageFormat.PNG,
+    ),
+    Format(
+        ImageFormat.HEIC, "HEIC", "image/heic", ("heic", "heif", "hif"),
+        # The major brands of HEVC-coded HEIF (ISO/IEC 23008-12 annex B); "mif1" files are
+        # told apart from AVIF by their compatible brands (`heif_brand`).
+        magic=tuple(b"????ftyp" + brand for brand in _HEVC_BRANDS),
+        # libheif sniffs it (and reads its header), pillow-heif decodes it. It is never an
+        # output: browsers other than Safari cannot show it.
+        loader="VipsForeignLoadHeifBuffer", saver=None, decoder="pillow-heif",
+        alpha=True, animation=False, accept=None,
+        original_output=ImageFormat.JPEG,
     ),
 )  # fmt: skip
 
 FORMATS: Mapping[ImageFormat, Format] = {row.name: row for row in _ROWS}
 INPUTS = tuple(row for row in _ROWS if row.is_input)
 OUTPUTS = tuple(row for row in _ROWS if row.is_output)
-# By libvips loader class name: bytes no listed loader claims are never decoded.
-LOADERS: Mapping[str, Format] = {row.loader: row for row in INPUTS if row.loader is not None}
+# By libvips loader class name, the rows it claims: bytes no listed loader claims are
+# never decoded.
+LOADERS: Mapping[str, tuple[Format, ...]] = {
+    loader: tuple(row for row in INPUTS if row.loader == loader)
+    for loader in dict.fromkeys(row.loader for row in INPUTS if row.loader is not None)
+}
 BY_MEDIA_TYPE: Mapping[str, Format] = {row.media_type: row for row in _ROWS}
 # By file name extension, lower case and without the dot ("jpg" and "jpeg" for JPEG).
 BY_EXTENSION: Mapping[str, Format] = {ext: row for row in _ROWS for ext in row.extensions}
@@ -176,6 +209,9 @@ def original_output(source: ImageFormat) -> ImageFormat:
 
 def guess(data: bytes) -> ImageFormat | None:
     """The format its magic bytes suggest, without libvips; `formats.sniff` is the gate."""
+    heif = heif_brand(data)
+    if heif is not None:
+        return heif
     for row in _ROWS:
         for signature in row.magic:
             head = data[: len(signature)]
@@ -183,6 +219,24 @@ def guess(data: bytes) -> ImageFormat | None:
                 want in (ord("?"), got) for want, got in zip(signature, head, strict=True)
             ):
                 return row.name
+    return None
+
+
+def heif_brand(data: bytes) -> ImageFormat | None:
+    """AVIF or HEIC by the brands of a HEIF `ftyp` box; None for anything else.
+
+    Many AVIF and HEIC files share the major brand "mif1" and differ only in their
+    compatible brands, which follow the minor version (ISO/IEC 14496-12 4.3).
+    """
+    if data[4:8] != b"ftyp":
+        return None
+    size = int.from_bytes(data[0:4], "big")
+    box = data[8 : min(max(size, 16), 4096)]
+    brands = {box[i : i + 4] for i in (0, *range(8, len(box) - 3, 4))}
+    if brands & set(_AV1_BRANDS):
+        return ImageFormat.AVIF
+    if brands & set(_HEVC_BRANDS):
+        return ImageFormat.HEIC
     return None
 
 

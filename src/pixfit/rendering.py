@@ -6,25 +6,27 @@ import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
+from enum import StrEnum
 from pathlib import Path
 
 import pyvips
 
 from pixfit.budget import fit_budget
 from pixfit.config import Config, LimitsConfig
-from pixfit.errors import NotFound, TooLarge
+from pixfit.errors import BadOption, NotFound, TooLarge
 from pixfit.formats import Encoder
-from pixfit.geometry import oriented, resolve
+from pixfit.geometry import Geometry, oriented, resolve
 from pixfit.hints import ClientHints
 from pixfit.masters import Masters
 from pixfit.options import Options, parse_options
-from pixfit.pipeline import Job, decode, inspect
-from pixfit.planner import Plan, choose_outputs, plan
+from pixfit.pipeline import Job, SourceInfo, decode, decode_animation, inspect
+from pixfit.planner import Plan, animated_output, choose_outputs, plan
 from pixfit.profiles import NetworkClass
 from pixfit.registry import FORMATS, ImageFormat
 from pixfit.search import MAX_SEARCHED_PIXELS, budget_edge, choose, start_quality
 
 __all__ = [
+    "Animation",
     "Rendered",
     "Timings",
     "configure",
@@ -53,6 +55,13 @@ def configure() -> None:
     _configured = True
 
 
+class Animation(StrEnum):
+    """What became of an animated source (the `X-Pixfit-Animation` header)."""
+
+    ANIMATED = "animated"  # every frame, with its delays and loop count
+    STILL = "still"  # one frame: asked for, or no output format or budget could carry more
+
+
 @dataclass(frozen=True, slots=True)
 class Timings:
     """Milliseconds spent per stage."""
@@ -77,8 +86,12 @@ class Rendered:
     budget_met: bool | None
     timings: Timings
     # The server's perceptual score of the output at the display size (SSIMULACRA2
-    # scale); None when nothing was searched (passthrough, a pinned `q`, PNG).
+    # scale); None when nothing was searched (passthrough, a pinned `q`, PNG). For an
+    # animation, frame 0's.
     score: float | None = None
+    # For an animated source, whether it was sent animated or as a still; None for a still
+    # source and for passthrough.
+    animation: Animation | None = None
 
 
 def render_plan(
@@ -102,6 +115,9 @@ def render_plan(
             data, FORMATS[info.format].media_type, info.width, info.height, plan.network,
             None, None, None, Timings(0.0, 0.0),
         )  # fmt: skip
+    frames = info.frames if info.animated else 1
+    if plan.page >= frames:
+        raise BadOption(f"Expected a frame 0..{frames - 1} for page but received {plan.page}")
     caps = plan.caps
     # The box and caps are of the output, so a quarter turn swaps the source's sides.
     width, height = (
@@ -114,16 +130,32 @@ def render_plan(
     geometry = resolve(
         width, height, plan.box_width, plan.box_height, plan.fit, caps, enlarge=plan.enlarge
     )
-    outputs = choose_outputs(plan, info.format, info.has_alpha)
-    job = Job(
-        geometry, oriented(plan.gravity, plan.rotate, plan.flip), outputs[0], plan.background,
-        rotate=plan.rotate, flip=plan.flip, blur=plan.blur, sharpen=plan.sharpen,
-    )  # fmt: skip
     deadline = time.monotonic() + limits.render_timeout
+    animation = None
+    if info.animated:
+        output = animated_output(plan, info.format)
+        moving = _animated(data, info, geometry, plan, output, limits, deadline) if output else None
+        if moving is not None:
+            return _rendered(moving, plan, start, Animation.ANIMATED)
+        animation = Animation.STILL
+    outputs = choose_outputs(plan, info.format, info.has_alpha)
+    job = _job(plan, geometry, outputs[0])
     # Decoded once, at the display size: every candidate is a resize or an encode of this.
-    image = decode(data, info, job, deadline, masters, identity)
+    image = decode(data, info, job, deadline, masters, identity, page=plan.page)
     decoded = time.perf_counter()
     chosen = _encode(image, plan, outputs, deadline)
+    return _rendered(replace(chosen, decoded=decoded), plan, start, animation)
+
+
+def _job(plan: Plan, geometry: Geometry, output: ImageFormat) -> Job:
+    """What every step reads (for an animation, every frame alike)."""
+    return Job(
+        geometry, oriented(plan.gravity, plan.rotate, plan.flip), output, plan.background,
+        rotate=plan.rotate, flip=plan.flip, blur=plan.blur, sharpen=plan.sharpen,
+    )  # fmt: skip
+
+
+def _rendered(chosen: _Chosen, plan: Plan, start: float, animation: Animation | None) -> Rendered:
     return Rendered(
         data=chosen.data,
         media_type=FORMATS[chosen.format].media_type,
@@ -134,10 +166,58 @@ def render_plan(
         budget=plan.budget,
         budget_met=chosen.budget_met,
         timings=Timings(
-            decode_ms=(decoded - start) * 1000, encode_ms=(time.perf_counter() - decoded) * 1000
+            decode_ms=(chosen.decoded - start) * 1000,
+            encode_ms=(time.perf_counter() - chosen.decoded) * 1000,
         ),
         score=chosen.score,
+        animation=animation,
     )
+
+
+def _animated(
+    data: bytes,
+    info: SourceInfo,
+    geometry: Geometry,
+    plan: Plan,
+    output: ImageFormat,
+    limits: LimitsConfig,
+    deadline: float,
+) -> _Chosen | None:
+    """The animation in `output`, or None when it cannot reach the target within the budget.
+
+    The quality is the one frame 0 needs to reach the class's target (searched at the
+    display size), and every frame is encoded at it. The animation is never shrunk to fit a
+    budget (DESIGN): if it is over, the answer is a still, which the caller renders.
+    """
+    pixels = geometry.width * geometry.height * info.frames
+    if pixels > limits.max_animation_pixels:
+        raise TooLarge(
+            f"Expected at most {limits.max_animation_pixels} pixels in all output frames "
+            f"together (limits.max_animation_pixels) but {info.frames} frames of "
+            f"{geometry.width}x{geometry.height} were asked for"
+        )
+    strip = decode_animation(data, info, _job(plan, geometry, output), deadline)
+    decoded = time.perf_counter()
+    encoder = Encoder(output)
+    quality, score = plan.quality_max, None
+    if plan.target is not None and FORMATS[output].lossy:
+        first = strip.crop(0, 0, strip.width, geometry.height).copy_memory()
+        if first.width * first.height > MAX_SEARCHED_PIXELS and not plan.exhaustive:
+            quality = max(plan.quality_min, min(quality, start_quality(output, plan.target)))
+        else:
+            choice = choose(
+                first, [encoder], budget=None, target=plan.target,
+                quality_min=plan.quality_min, quality_max=plan.quality_max,
+                exhaustive=plan.exhaustive, deadline=deadline,
+            )  # fmt: skip
+            if plan.budget is not None and len(choice.best.data) > plan.budget:
+                return None  # frame 0 alone is over: the animation is too
+            quality, score = choice.best.quality, choice.best.score
+    encoded = encoder.encode(strip, quality)
+    if plan.budget is not None and len(encoded) > plan.budget:
+        return None
+    met = None if plan.budget is None else True
+    return _Chosen(encoded, output, quality, geometry.width, geometry.height, met, score, decoded)
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,6 +229,8 @@ class _Chosen:
     height: int
     budget_met: bool | None
     score: float | None
+    # When decoding ended (perf_counter), for the timings.
+    decoded: float = 0.0
 
 
 def _encode(
@@ -162,7 +244,7 @@ def _encode(
         # Too large to search: one encode at the quality that reaches the target on average.
         start = start_quality(outputs[0], plan.target)
         quality_max = max(quality_min, min(quality_max, start))
-    elif plan.target is not None and outputs != (ImageFormat.PNG,):
+    elif plan.target is not None and FORMATS[outputs[0]].lossy:
         return _searched(image, plan, encoders, deadline)
     # A pinned quality, a lossless format or a huge display: only the size is left to fit
     # the budget.

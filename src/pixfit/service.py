@@ -354,6 +354,7 @@ class ImageService:
             etag=etag,
             modified=image.modified,
             fresh_until=fresh_until,
+            animation=rendered.animation,
         )
         if not planned.passthrough:
             self.cache.put(key, variant)
@@ -394,6 +395,8 @@ class ImageService:
         )
         if variant.score is not None:
             headers += (("X-Pixfit-Score", f"{variant.score:.1f}"),)
+        if variant.animation == "still":
+            headers += (("X-Pixfit-Animation", "still"),)
         return ImageResponse(
             200, headers, variant.data, variant.media_type, network=planned.network
         )
