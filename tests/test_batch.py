@@ -97,7 +97,9 @@ def test_the_bundled_samples_batch_cleanly(tmp_path: Path) -> None:
     [
         ("notes.txt", b"plain text", False),
         ("LICENSE", b"MIT License", False),
-        ("photo.heic", b"\0\0\0\x18ftypheic", False),  # an image, but not one pixfit reads
+        ("photo.jxl", b"\xff\x0a\xfa\x1f", False),  # an image, but not one pixfit reads
+        ("photo.heic", b"\0\0\0\x18ftypheic", True),
+        ("no-suffix-heic", b"\0\0\0\x18ftypheic\0\0\0\0mif1heic", True),
         ("photo.JPG", b"not really", True),  # the name claims it: a failure if it fails
         ("no-suffix", b"\x89PNG\r\n\x1a\n....", True),  # the bytes claim it
         ("pic.avif", b"\0\0\0\x1cftypavif", True),

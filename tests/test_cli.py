@@ -175,7 +175,7 @@ def test_an_option_less_render_to_the_same_format_copies_and_says_original(
         ("x.webp", ["--f", "jpg"], b"Expected --format webp for "),
         # auto without an Accept gives JPEG: refused after the render, before any write.
         ("x.webp", ["--format", "auto"], b"Expected WebP for "),
-        ("x.gif", ["--w", "100"], b"pixfit reads GIF but does not write it"),
+        ("x.heic", ["--w", "100"], b"pixfit reads HEIC but does not write it"),
     ],
 )
 def test_a_name_that_contradicts_the_format_is_an_error_naming_both(
