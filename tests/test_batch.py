@@ -16,14 +16,14 @@ SLUGS = ("format-jpeg_w-100.jpg", "format-jpeg_w-200.jpg", "format-webp_w-100.we
          "format-webp_w-200.webp")  # fmt: skip
 
 
-def pixfit(*args: str) -> subprocess.CompletedProcess[str]:
+def pixfit(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "pixfit.cli", *args],
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=180,
         # A wide console, so the summary table is never squeezed.
-        env={**os.environ, "COLUMNS": "200"},
+        env={**(os.environ if env is None else env), "COLUMNS": "200"},
         check=False,
     )
 

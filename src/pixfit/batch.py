@@ -1,5 +1,9 @@
 """Pre-render every image under a folder for a list of variants (`pixfit batch`).
 
+SRC_DIR and OUT_DIR are folders or s3://BUCKET/FOLDER (read with source.s3_endpoint_url and
+source.s3_region, and the standard AWS credentials). The renders run on threads, or on a
+dask.distributed cluster with --scheduler tcp://HOST:8786, whose workers must reach both.
+
 Layout: OUT_DIR/<path under SRC_DIR without its suffix>/<slug>.<ext>
   <slug>  the variant's option pairs sorted by name, NAME-VALUE joined by "_"
           (bw-3g_format-webp_w-640), or "original" when no option is given; characters
@@ -11,34 +15,34 @@ Layout: OUT_DIR/<path under SRC_DIR without its suffix>/<slug>.<ext>
 Hidden files and folders (".name") and OUT_DIR itself are not read. A file that is not an
 image pixfit reads, by neither its extension (.jpg .jpeg .png .webp .gif .avif) nor its
 first bytes, is left alone and counted under "not images" (a LICENSE.md, a .txt, a .heic).
-An output that exists and is newer than its source is skipped, so an interrupted run
-resumes; --force renders all. A file that claims to be an image, by its name or its bytes,
-and fails (corrupt, truncated, too large) is reported on stderr and the run goes on.
+An output that exists and is newer than its source (in a bucket: made from the source's
+current ETag) is skipped, so an interrupted run resumes; --force renders all. A file that
+claims to be an image, by its name or its bytes, and fails (corrupt, truncated, too large)
+is reported on stderr and the run goes on.
 Exit code: 0 when every output was rendered or skipped, 1 when any failed.
 """
 
 from __future__ import annotations
 
-import errno
 import itertools
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, fields
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pyvips
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from pixfit.cluster import completed
 from pixfit.config import Config, ConfigError
 from pixfit.errors import BadOption, NotFound, PixfitError
 from pixfit.options import Options, parse_options
 from pixfit.registry import BY_EXTENSION, FORMATS, INPUTS, guess
 from pixfit.rendering import render
+from pixfit.trees import Entry, Folder, Tree, make_folder, open_tree
 
 __all__ = [
     "EXTENSIONS",
@@ -78,11 +82,16 @@ _SLUG_UNSAFE = re.compile(r"[^A-Za-z0-9.-]")
 
 @dataclass(frozen=True, slots=True)
 class Task:
-    """One output to render: a source file by one variant into one folder."""
+    """One output to render: a source file by one variant into one folder of OUT_DIR."""
 
-    source: Path
+    source: Entry
     variant: Variant
-    folder: Path
+    # The folder's name in OUT_DIR: the source's name without its suffix.
+    folder: str
+
+    def output(self, extension: str) -> str:
+        """The name of the output with this file extension."""
+        return f"{self.folder}/{self.variant.slug}.{extension}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,8 +146,8 @@ def _values(text: str) -> list[str]:
 
 
 def run_batch(
-    src: Path,
-    out: Path,
+    src: str | Path,
+    out: str | Path,
     variants: list[Variant],
     config: Config,
     *,
@@ -146,74 +155,74 @@ def run_batch(
     jobs: int | None = None,
     force: bool = False,
     exhaustive: bool = False,
+    scheduler: str | None = None,
 ) -> Summary:
     """Render every file under `src` by every variant into `out`; print a summary table.
 
     `exhaustive` searches every width, format and quality for each output: offline, the
-    best answer matters more than the time.
+    best answer matters more than the time. `scheduler` (tcp://HOST:PORT) runs the
+    renders on that Dask cluster instead of this machine's threads.
     """
-    if not src.is_dir():
+    store = {"endpoint_url": config.source.s3_endpoint_url, "region": config.source.s3_region}
+    sources_tree, out_tree = open_tree(src, **store), open_tree(out, **store)
+    if isinstance(sources_tree, Folder) and not sources_tree.root.is_dir():
         raise NotFound(f"No folder at {os.fspath(src)!r}")
     jobs = os.cpu_count() or 1 if jobs is None else jobs
     if jobs < 1:
         raise ConfigError(f"--jobs must be at least 1, got {jobs}")
-    # Once, up front: an OUT_DIR that cannot be made is one error, not one per file.
-    make_folder(out)
+    if isinstance(out_tree, Folder):
+        # Once, up front: an OUT_DIR that cannot be made is one error, not one per file.
+        make_folder(out_tree.root)
     # Plain text: file names may hold [markup] or :emoji: codes; messages must not wrap.
     console = Console(stderr=True, markup=False, emoji=False, highlight=False)
 
-    def report(source: Path, message: str) -> None:
-        console.print(f"pixfit: {source}: {message}", soft_wrap=True)
+    def report(source: str, message: str) -> None:
+        console.print(f"pixfit: {sources_tree.display(source)}: {message}", soft_wrap=True)
 
-    sources, others = _images(src, out)
+    sources, others = _images(sources_tree, out_tree)
     if others:
         more = f" and {len(others) - 5} more" if len(others) > 5 else ""
         names = ", ".join(others[:5])
         console.print(f"pixfit: not images, left alone: {names}{more}", soft_wrap=True)
     todo: list[Task] = []
     skipped = failed = rendered = bytes_in = bytes_out = 0
-    owners: dict[Path, Path] = {}
+    owners: dict[str, str] = {}
+    existing = set() if force else out_tree.names()
     for source in sources:
-        folder = out / source.relative_to(src).with_suffix("")
-        owner = owners.setdefault(folder, source)
-        if owner != source:
-            report(source, f"not rendered: its outputs would overwrite those of {owner}")
+        folder = str(PurePosixPath(source.name).with_suffix(""))
+        owner = owners.setdefault(folder, source.name)
+        if owner != source.name:
+            report(
+                source.name,
+                f"not rendered: its outputs would overwrite those of {sources_tree.display(owner)}",
+            )
             failed += len(variants)
             continue
-        stat = source.stat()
-        bytes_in += stat.st_size
+        bytes_in += source.size
         for variant in variants:
-            if not force and _is_fresh(folder, variant.slug, stat.st_mtime_ns):
+            task = Task(source, variant, folder)
+            if _is_fresh(out_tree, existing, task):
                 skipped += 1
             else:
-                todo.append(Task(source, variant, folder))
+                todo.append(task)
 
-    # Threads, not processes: libvips drops the GIL for the whole render. 20 JPEGs of
-    # 1.6-4 MP x 6 variants on 2 cores shared with other jobs, median of 5 runs: 1 thread
-    # 15.2 s, 2 threads 12.7 s, 2 processes 14.1 s wall, 13-14 s CPU either way. Processes
-    # buy nothing, and threads need no pickling and stop cleanly on Ctrl-C.
-    reported: set[tuple[Path, str]] = set()
+    reported: set[tuple[str, str]] = set()
+    arguments = (sources_tree, out_tree, hints or {}, config, exhaustive)
     with (
         Progress(console=console, disable=not console.is_terminal) as progress,
-        ThreadPoolExecutor(jobs) as pool,
+        completed(_render_one, todo, arguments, jobs=jobs, scheduler=scheduler) as results,
     ):
         bar = progress.add_task("rendering", total=len(todo))
-        futures = [pool.submit(_render_one, task, hints or {}, config, exhaustive) for task in todo]
-        try:
-            for future in as_completed(futures):
-                task, size, error = future.result()
-                progress.advance(bar)
-                if error is None:
-                    rendered, bytes_out = rendered + 1, bytes_out + size
-                    continue
-                failed += 1
-                # Every variant of a corrupt file fails alike: say so once.
-                if (task.source, error) not in reported:
-                    reported.add((task.source, error))
-                    report(task.source, error)
-        except KeyboardInterrupt:
-            pool.shutdown(cancel_futures=True)
-            raise
+        for task, size, error in results:
+            progress.advance(bar)
+            if error is None:
+                rendered, bytes_out = rendered + 1, bytes_out + size
+                continue
+            failed += 1
+            # Every variant of a corrupt file fails alike: say so once.
+            if (task.source.name, error) not in reported:
+                reported.add((task.source.name, error))
+                report(task.source.name, error)
     summary = Summary(
         len(sources), len(others), len(variants), rendered, skipped, failed, bytes_in, bytes_out
     )
@@ -223,61 +232,67 @@ def run_batch(
 
 def find_sources(src: Path, out: Path) -> Iterator[Path]:
     """Every file under `src` in sorted order, leaving out hidden ones and `out`."""
-    skip = out.resolve()
-    for folder, dirs, files in os.walk(src):
-        keep = [name for name in dirs if Path(folder, name).resolve() != skip]
-        dirs[:] = sorted(name for name in keep if not name.startswith("."))
-        yield from (Path(folder, name) for name in sorted(files) if not name.startswith("."))
+    for entry in Folder(src).files(Folder(out)):
+        yield src / entry.name
 
 
-def _images(src: Path, out: Path) -> tuple[list[Path], list[str]]:
-    """The image files under `src`, and the names of the others, which are left alone."""
-    images: list[Path] = []
+def _images(tree: Tree, out: Tree) -> tuple[list[Entry], list[str]]:
+    """The image files of `tree`, and the names of the others, which are left alone."""
+    images: list[Entry] = []
     others: list[str] = []
-    for path in find_sources(src, out):
-        if is_image(path):
-            images.append(path)
+    for entry in tree.files(out):
+        if _is_image_in(tree, entry.name):
+            images.append(entry)
         else:
-            others.append(os.fspath(path.relative_to(src)))
+            others.append(entry.name)
     return images, others
 
 
 def is_image(path: Path) -> bool:
     """True when the file's extension or its first bytes name a format pixfit reads."""
-    if BY_EXTENSION.get(path.suffix[1:].lower()) in INPUTS:
+    return _is_image_in(Folder(path.parent), path.name)
+
+
+def _is_image_in(tree: Tree, name: str) -> bool:
+    if BY_EXTENSION.get(PurePosixPath(name).suffix[1:].lower()) in INPUTS:
         return True
     try:
-        with path.open("rb") as file:
-            head = file.read(_SNIFFED_BYTES)
-    except OSError:
+        head = tree.head(name, _SNIFFED_BYTES)
+    except (OSError, PixfitError):
         return True  # unreadable: let the render report why, as a failure
     return guess(head) is not None
 
 
 # Enough for every signature in the registry (AVIF's "????ftypavif" is the longest).
 _SNIFFED_BYTES = 32
+# Every extension an output may have: it depends on the source (format=auto gives PNG
+# for alpha), so freshness looks at each.
+_OUTPUT_EXTENSIONS = sorted(set(EXTENSIONS.values()))
 
 
-def _is_fresh(folder: Path, slug: str, source_modified: int) -> bool:
-    # The extension depends on the source (format=auto gives PNG for alpha), so look at
-    # each. Strictly newer: an output in the same clock tick may predate a source edit.
-    paths = (folder / f"{slug}.{ext}" for ext in EXTENSIONS.values())
-    return any(path.exists() and path.stat().st_mtime_ns > source_modified for path in paths)
+def _is_fresh(out: Tree, existing: set[str], task: Task) -> bool:
+    names = (task.output(ext) for ext in _OUTPUT_EXTENSIONS)
+    return any(name in existing and out.has_output(name, task.source) for name in names)
 
 
 def _render_one(
-    task: Task, hints: Mapping[str, str], config: Config, exhaustive: bool
+    task: Task,
+    sources: Tree,
+    out: Tree,
+    hints: Mapping[str, str],
+    config: Config,
+    exhaustive: bool,
 ) -> tuple[Task, int, str | None]:
     """Render and write one output; the error message, if any, instead of raising."""
     try:
+        data = sources.read(task.source.name, config.source.max_source_bytes)
         rendered = render(
-            task.source, task.variant.options, hints=hints, config=config, exhaustive=exhaustive
+            data, task.variant.options, hints=hints, config=config, exhaustive=exhaustive
         )
-        target = task.folder / f"{task.variant.slug}.{EXTENSIONS[rendered.media_type]}"
-        _write_atomically(target, rendered.data)
+        extension = EXTENSIONS[rendered.media_type]
+        out.write(task.output(extension), rendered.data, task.source)
         # An edited source may now render to another format: drop the stale sibling.
-        for ext in set(EXTENSIONS.values()) - {target.suffix[1:]}:
-            target.with_name(f"{task.variant.slug}.{ext}").unlink(missing_ok=True)
+        out.remove([task.output(ext) for ext in _OUTPUT_EXTENSIONS if ext != extension])
     except PixfitError as error:
         return task, 0, f"{error.title.lower()}: {error}"
     except OSError as error:
@@ -286,29 +301,6 @@ def _render_one(
         # A file libvips chokes on past the checks pixfit makes is still just a bad file.
         return task, 0, f"libvips: {error.message.strip()}"
     return task, len(rendered.data), None
-
-
-def make_folder(folder: Path) -> None:
-    """Make `folder` and its parents; OSError naming the path when that cannot be done."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as error:
-        # mkdir names the file in the way with "File exists"; say what is wrong with it.
-        raise NotADirectoryError(errno.ENOTDIR, "Not a folder", error.filename) from None
-
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    # A hidden temp name in the same folder, then a rename: an interrupted run leaves no
-    # half file that a resume would take for a finished one.
-    make_folder(target.parent)
-    handle, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.replace(temp, target)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
 
 
 def _table(summary: Summary) -> Table:

@@ -223,8 +223,8 @@ def _batch(args: argparse.Namespace, config: Config) -> int:
     variants = batch.parse_variants(args.variants, option_args(args), config)
     headers = {"Accept": args.accept} if args.accept else {}
     summary = batch.run_batch(
-        Path(args.src_dir), Path(args.out_dir), variants, config,
-        hints=headers, jobs=args.jobs, force=args.force, exhaustive=args.exhaustive,
+        args.src_dir, args.out_dir, variants, config, hints=headers, jobs=args.jobs,
+        force=args.force, exhaustive=args.exhaustive, scheduler=args.scheduler,
     )  # fmt: skip
     return 1 if summary.failed else 0
 
@@ -316,15 +316,26 @@ def _parser() -> argparse.ArgumentParser:
     batch_cmd = command("batch", _batch, "pre-render every image under a folder")
     batch_cmd.epilog = batch.__doc__
     batch_cmd.formatter_class = argparse.RawDescriptionHelpFormatter
-    batch_cmd.add_argument("src_dir", metavar="SRC_DIR", help="folder of source images")
-    batch_cmd.add_argument("out_dir", metavar="OUT_DIR", help="folder to write the variants to")
+    batch_cmd.add_argument(
+        "src_dir", metavar="SRC_DIR", help="folder of source images, or s3://BUCKET/FOLDER"
+    )
+    batch_cmd.add_argument(
+        "out_dir", metavar="OUT_DIR", help="folder to write the variants to, or s3://BUCKET/FOLDER"
+    )
     batch_cmd.add_argument(
         "--variants",
         metavar="LIST",
         help='every combination of the values, e.g. "w=320,640;format=webp,jpeg" '
         '(";" separates options, "," values); the flags below apply to each',
     )
-    batch_cmd.add_argument("--jobs", type=int, help="renders at once (default: one per core)")
+    batch_cmd.add_argument(
+        "--jobs", type=int, help="renders at once on threads (default: one per core)"
+    )
+    batch_cmd.add_argument(
+        "--scheduler",
+        metavar="tcp://HOST:PORT",
+        help="render on this dask.distributed scheduler's workers instead of threads",
+    )
     batch_cmd.add_argument("--force", action="store_true", help="re-render up-to-date outputs")
     add_option_flags(batch_cmd)
     _add_exhaustive(batch_cmd)

@@ -15,7 +15,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,6 +32,7 @@ __all__ = [
     "S3Cache",
     "S3Source",
     "parse_s3_url",
+    "store_errors",
 ]
 
 log = logging.getLogger(APP_LOGGER)
@@ -147,7 +149,8 @@ class S3Source:
         body = reply["Body"]
         try:
             self._check_size(ref, reply)
-            data = self._wrapped(ref, lambda: self._read(ref, body, deadline))
+            with store_errors(self.bucket.name, ref):
+                data = self._read(ref, body, deadline)
         finally:
             body.close()
         stamp = self._stamp(ref, reply)
@@ -181,27 +184,30 @@ class S3Source:
         )
 
     def _call(self, ref: str, operation: str, **kwargs: Any) -> Any:
-        return self._wrapped(ref, lambda: getattr(self.bucket.client(), operation)(**kwargs))
+        with store_errors(self.bucket.name, ref):
+            return getattr(self.bucket.client(), operation)(**kwargs)
 
-    def _wrapped(self, ref: str, call: Callable[[], Any]) -> Any:
-        """The call's result, with the store's failures turned into pixfit's errors."""
-        from botocore import exceptions  # noqa: PLC0415
 
-        try:
-            return call()
-        except exceptions.ClientError as error:
-            code = error.response.get("Error", {}).get("Code", "")
-            if code in _MISSING:
-                raise NotFound(f"No image named {ref!r}") from None
-            # The reason (AccessDenied, InvalidAccessKeyId, NoSuchBucket...) names the
-            # operator's set-up, so it goes to the log and not to the client.
-            log.warning("object store refused %s of %r: %s", self.bucket.name, ref, error)
-            raise UpstreamError(f"The object store failed to give {ref!r}") from None
-        except (exceptions.ReadTimeoutError, exceptions.ConnectTimeoutError):
-            raise UpstreamTimeout(f"The object store did not answer in time for {ref!r}") from None
-        except exceptions.BotoCoreError as error:  # no credentials, no connection...
-            log.warning("object store failed for %s of %r: %s", self.bucket.name, ref, error)
-            raise UpstreamError(f"The object store failed to give {ref!r}") from None
+@contextmanager
+def store_errors(bucket: str, ref: str) -> Iterator[None]:
+    """Turn the store's failures in the block into pixfit's errors (see the top)."""
+    from botocore import exceptions  # noqa: PLC0415
+
+    try:
+        yield
+    except exceptions.ClientError as error:
+        code = error.response.get("Error", {}).get("Code", "")
+        if code in _MISSING:
+            raise NotFound(f"No image named {ref!r}") from None
+        # The reason (AccessDenied, InvalidAccessKeyId, NoSuchBucket...) names the
+        # operator's set-up, so it goes to the log and not to the client.
+        log.warning("object store refused %s of %r: %s", bucket, ref, error)
+        raise UpstreamError(f"The object store failed for {ref!r}") from None
+    except (exceptions.ReadTimeoutError, exceptions.ConnectTimeoutError):
+        raise UpstreamTimeout(f"The object store did not answer in time for {ref!r}") from None
+    except exceptions.BotoCoreError as error:  # no credentials, no connection...
+        log.warning("object store failed for %s of %r: %s", bucket, ref, error)
+        raise UpstreamError(f"The object store failed for {ref!r}") from None
 
 
 class S3Cache(GuardedCache):
