@@ -263,6 +263,7 @@ def servers(workdir: Path, photos_dir: Path) -> list[Server]:
         Server("pixfit", "pixfit", pixfit, [W1, W2, W3B, W3F], no_master),
         Server("pixfit cache=memory", "pixfit", pixfit, [W4], {"PIXFIT_CACHE_KIND": "memory"}),
         Server("pixfit masters", "pixfit", pixfit, [W5]),
+        Server("pixfit no masters", "pixfit", pixfit, [W5], no_master),
         Server(
             "pixfit mod_wsgi", "pixfit", mod_wsgi(workdir, "plain", photos_dir, no_master), [W1]
         ),
@@ -278,7 +279,9 @@ def servers(workdir: Path, photos_dir: Path) -> list[Server]:
     ]  # fmt: skip
     for server in main:
         server.warm = W4 in server.workloads
-        server.main = not server.name.startswith(("pixfit mod_wsgi", "thumbor result"))
+        server.main = not server.name.startswith(
+            ("pixfit mod_wsgi", "pixfit no masters", "thumbor result")
+        )
     # gunicorn's sync workers, against the gthread workers `pixfit serve` runs.
     sync = [str(REPO / ".venv" / "bin" / "gunicorn"), "-k", "sync", "-w", str(WORKERS)]
     sync += ["-b", "127.0.0.1:{port}", "pixfit.wsgi:application"]
@@ -637,8 +640,10 @@ def run_wrk(base: str, paths_file: Path, seconds: int, log: Path) -> dict[str, f
     return parse_wrk(result.stdout)
 
 
-def pixfit_cache_counts(base: str) -> dict[str, float]:
-    with urllib.request.urlopen(base + "/metrics", timeout=10) as response:
+def pixfit_cache_counts(running: Running) -> dict[str, float]:
+    # Under mod_wsgi the whole app, /metrics too, sits under the mount point.
+    mount = "/images" if "mod_wsgi" in running.server.name else ""
+    with urllib.request.urlopen(f"{running.base}{mount}/metrics", timeout=10) as response:
         text = response.read().decode()
     counts = {}
     for result in ("hit", "miss"):
@@ -747,7 +752,7 @@ def bench_workload(
     idle = wait_for_quiet()
     if idle is not None:
         notes.append(f"machine busy before ({idle:.1f} cores)")
-    before = pixfit_cache_counts(running.base) if pixfit_cache else None
+    before = pixfit_cache_counts(running) if pixfit_cache else None
     usage = CpuWindow(running.process.pid)
     start = time.monotonic()
     with sampler.sampling():
@@ -759,7 +764,7 @@ def bench_workload(
     row.cpu_ms = server_cpu * 1000 / stats["requests"] if stats["requests"] else 0.0
     row.other_cores = other_cores
     if before is not None:
-        after = pixfit_cache_counts(running.base)
+        after = pixfit_cache_counts(running)
         misses = after["miss"] - before["miss"]
         notes.append(f"{after['hit'] - before['hit']:.0f} hits, {misses:.0f} misses")
     row.note = "; ".join(notes)
@@ -919,9 +924,9 @@ def write_ppm(image: pyvips.Image, path: Path) -> None:
 def warm(running: Running, paths: Path, log: Path, pixfit_cache: bool) -> None:
     """Fill the result cache: wrk rounds until one has no pixfit cache miss (at most 5)."""
     for _ in range(5 if pixfit_cache else 2):
-        before = pixfit_cache_counts(running.base) if pixfit_cache else None
+        before = pixfit_cache_counts(running) if pixfit_cache else None
         run_wrk(running.base, paths, WARM_SECONDS, log)
-        if before is not None and pixfit_cache_counts(running.base)["miss"] == before["miss"]:
+        if before is not None and pixfit_cache_counts(running)["miss"] == before["miss"]:
             return
     # Let renders queued by the last round finish before the timed run.
     time.sleep(1)

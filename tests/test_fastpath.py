@@ -14,6 +14,7 @@ from werkzeug.test import Client
 from pixfit.config import Config
 from pixfit.fastpath import FastPath
 from pixfit.logs import ACCESS_LOGGER
+from pixfit.signing import sign_url
 from pixfit.web import create_app
 from tests.conftest import decoded
 from tests.test_serve import started
@@ -181,3 +182,25 @@ def test_disk_hits_under_gunicorn_arrive_whole(tmp_path: Path) -> None:
             status, headers, body = server.get(f"/images/photo.jpg?{QUERY}")
             assert status == 200 and headers["Server-Timing"] == 'cache;desc="hit"'
             assert body == first and decoded(body).width == 120
+
+
+def test_signed_hits_are_checked_on_the_fast_path(photo: Path) -> None:
+    config = Config().merged(
+        {
+            "source": {"root": str(photo.parent)},
+            "cache": {"kind": "memory"},
+            "security": {"signing_keys": ["k1"]},
+        }
+    )
+    app = create_app(config)
+    routed: list[str] = []
+    app.before_request(lambda: routed.append("flask") and None)
+    client = Client(app)
+    url = sign_url(f"/images/photo.jpg?{QUERY}", "k1")
+    assert client.get(url).status_code == 200 and routed == ["flask"]  # the miss
+    assert client.get(url).headers["Server-Timing"] == 'cache;desc="hit"'
+    assert routed == ["flask"]  # the hit was answered before Flask
+    forged = url.replace("w=120", "w=121")
+    refused = client.get(forged)
+    assert refused.status_code == 403 and routed == ["flask", "flask"]
+    assert client.get(f"/images/photo.jpg?{QUERY}").status_code == 403  # unsigned

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import random
 import shutil
@@ -18,6 +16,7 @@ from gunicorn.app.base import BaseApplication
 
 from pixfit.config import Config
 from pixfit.limiter import RENDERED_ENVIRON_KEY
+from pixfit.rendering import limit_malloc_arenas
 
 __all__ = [
     "PixfitServer",
@@ -25,10 +24,6 @@ __all__ = [
     "run_server",
 ]
 
-# glibc's mallopt parameter for the arena count. Many arenas fragment badly with libvips'
-# threads; two is the usual fix (the MALLOC_ARENA_MAX=2 advice, applied after start-up,
-# where the environment variable would come too late).
-_M_ARENA_MAX = -8
 # Threads per worker beyond the render slots and the render queue (see gunicorn_settings).
 SPARE_THREADS = 8
 # prometheus_client's switch to metrics shared by all workers through files in a folder.
@@ -88,9 +83,7 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
 
 
 def _set_up_worker(recycle_after: int, _server: Any, worker: Any) -> None:
-    path = ctypes.util.find_library("c")
-    if path:
-        ctypes.CDLL(path).mallopt(_M_ARENA_MAX, 2)
+    limit_malloc_arenas()
     # Up to 10% more, so that workers started together do not all restart together.
     jitter = random.randint(0, recycle_after // 10)
     worker.pixfit_renders_left = recycle_after + jitter if recycle_after else None

@@ -25,7 +25,7 @@ from pixfit.hints import ACCEPT_CH
 from pixfit.limiter import RENDERED_ENVIRON_KEY
 from pixfit.logs import APP_LOGGER, configure_logging
 from pixfit.playground import page
-from pixfit.rendering import configure
+from pixfit.rendering import configure, limit_malloc_arenas
 from pixfit.service import (
     ImageRequest,
     ImageResponse,
@@ -48,6 +48,7 @@ def create_app(config: Config | None = None, *, prefix: str | None = None) -> Fl
     # leaves both to its host (libvips is then set up by the first render).
     configure_logging(config.log)
     configure()
+    limit_malloc_arenas()  # as `pixfit serve` does; mod_wsgi and plain gunicorn need it too
     prefix = config.server.prefix if prefix is None else prefix
     app = Flask(__name__, static_folder=None)
     # werkzeug answers `//x` with an HTML 308 to `/x`; pixfit's own routes say 404 instead.
