@@ -1,4 +1,7 @@
-"""Decode and resize on libvips: header checks, then a tuple of small steps over one image."""
+"""Decode and resize on libvips: a tuple of small steps over one image (each frame alike).
+
+The header checks that come first are in headers.py (`inspect`, re-exported here).
+"""
 
 from __future__ import annotations
 
@@ -11,11 +14,10 @@ from dataclasses import dataclass, replace
 
 import pyvips
 
-from pixfit import gif_header, heic
-from pixfit.config import LimitsConfig
-from pixfit.errors import CorruptImage, Overloaded, TooLarge
-from pixfit.formats import sniff
+from pixfit import heic
+from pixfit.errors import CorruptImage, Overloaded
 from pixfit.geometry import Geometry, crop_offset
+from pixfit.headers import SourceInfo, inspect, metadata
 from pixfit.masters import Master, Masters
 from pixfit.options import RGB, Fit, Flip, Gravity, Position
 from pixfit.registry import FORMATS, ImageFormat
@@ -42,28 +44,8 @@ __all__ = [
 ]
 
 WHITE: RGB = (255, 255, 255)
-# EXIF orientations 5-8 turn the image a quarter, so its displayed width is its stored height.
-_QUARTER_TURNS = {5, 6, 7, 8}
 # The scale-downs libjpeg can apply while decoding (its scaled IDCT), largest first.
 JPEG_SHRINKS = (8, 4, 2)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceInfo:
-    """What the header says, read without decoding a pixel."""
-
-    format: ImageFormat
-    # Displayed size, after EXIF orientation; for an animation, one frame's (the canvas).
-    width: int
-    height: int
-    has_alpha: bool
-    # Frames (or top-level images) the header declares; 1 for a still.
-    frames: int = 1
-
-    @property
-    def animated(self) -> bool:
-        """True for an animation (HEIF's extra images are alternatives, not frames)."""
-        return self.frames > 1 and FORMATS[self.format].animation
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,87 +72,6 @@ class Job:
 
 
 Step = Callable[[pyvips.Image, Job], pyvips.Image]
-
-
-def inspect(data: bytes, limits: LimitsConfig) -> SourceInfo:
-    """Sniff the format and read the header; refuse oversized sources before decoding."""
-    source_format = sniff(data)
-    if FORMATS[source_format].decoder == "pillow-heif":
-        heic_header = heic.read_header(data)
-        width, height, pages = heic_header.width, heic_header.height, heic_header.images
-        orientation, has_alpha = 1, heic_header.has_alpha
-        buffered: str | None = "HEIC"
-    else:
-        try:
-            header = pyvips.Image.new_from_buffer(data, "", access="sequential")
-            orientation = _metadata(header, "orientation", 1)
-            pages = _metadata(header, "n-pages", 1)
-        except pyvips.Error:
-            raise CorruptImage("Expected a readable image header but the data is corrupt") from None
-        width, height, has_alpha = header.width, header.height, header.hasalpha()
-        buffered = _decoded_whole(source_format, header)
-    canvas = (width, height)
-    gif = gif_header.declared(data) if source_format == ImageFormat.GIF else None
-    if gif is not None:
-        canvas = (max(width, gif.width), max(height, gif.height))
-        pages = max(pages, gif.frames)
-    _check_limits(limits, width, height, buffered)
-    _check_animation(limits, canvas, pages)
-    if orientation in _QUARTER_TURNS:
-        width, height = height, width
-    return SourceInfo(source_format, width, height, has_alpha, pages)
-
-
-def _check_animation(limits: LimitsConfig, canvas: tuple[int, int], frames: int) -> None:
-    """Refuse too many frames, or frames holding too many pixels together.
-
-    `canvas` is what every frame is composed on, as large as the file declares it.
-    """
-    if frames > limits.max_frames:
-        raise TooLarge(
-            f"Expected at most {limits.max_frames} frames (limits.max_frames) but received {frames}"
-        )
-    width, height = canvas
-    if frames > 1 and width * height * frames > limits.max_animation_pixels:
-        raise TooLarge(
-            f"Expected at most {limits.max_animation_pixels} pixels in all frames together "
-            f"(limits.max_animation_pixels) but received {frames} frames of {width}x{height}"
-        )
-
-
-def _check_limits(limits: LimitsConfig, width: int, height: int, buffered: str | None) -> None:
-    """Refuse a source whose header is over a limit; the message names the limit."""
-    if width * height > limits.max_pixels:
-        raise TooLarge(
-            f"Expected at most {limits.max_pixels} source pixels but received {width}x{height}"
-        )
-    if max(width, height) > limits.max_source_edge:
-        raise TooLarge(
-            f"Expected source edges of at most {limits.max_source_edge} px "
-            f"but received {width}x{height}"
-        )
-    if buffered and width * height > limits.max_buffered_pixels:
-        raise TooLarge(
-            f"Expected at most {limits.max_buffered_pixels} pixels for a {buffered}, which is "
-            f"decoded whole, but received {width}x{height}"
-        )
-
-
-def _decoded_whole(source_format: ImageFormat, header: pyvips.Image) -> str | None:
-    """What kind of source this is, if libvips must hold all of it to decode it."""
-    if source_format == ImageFormat.JPEG and _metadata(header, "jpeg-multiscan", 0):
-        return "progressive JPEG"
-    if source_format == ImageFormat.PNG and _metadata(header, "interlaced", 0):
-        return "interlaced PNG"
-    if source_format == ImageFormat.GIF:
-        return "GIF"
-    if source_format == ImageFormat.AVIF:
-        return "AVIF"
-    return None
-
-
-def _metadata(header: pyvips.Image, name: str, default: int) -> int:
-    return int(header.get(name)) if header.get_typeof(name) else default
 
 
 def decode(
@@ -284,7 +185,7 @@ def decode_animation(data: bytes, info: SourceInfo, job: Job, deadline: float) -
             data, width, height=height, size="force", option_string="fail_on=truncated,n=-1"
         )
         strip = _in_order(strip, job, deadline)
-        frame_height = _metadata(strip, "page-height", strip.height)
+        frame_height = metadata(strip, "page-height", strip.height)
         frames = []
         for top in range(0, strip.height - frame_height + 1, frame_height):
             frame = strip.crop(0, top, strip.width, frame_height)
@@ -293,7 +194,7 @@ def decode_animation(data: bytes, info: SourceInfo, job: Job, deadline: float) -
             frames.append(frame)
         joined = pyvips.Image.arrayjoin(frames, across=1).copy()
         joined.set_type(pyvips.GValue.gint_type, "page-height", frames[0].height)
-        joined.set_type(pyvips.GValue.gint_type, "loop", _metadata(strip, "loop", 0))
+        joined.set_type(pyvips.GValue.gint_type, "loop", metadata(strip, "loop", 0))
         if strip.get_typeof("delay"):
             joined.set_type(pyvips.GValue.array_int_type, "delay", strip.get("delay"))
         return _without_opaque_alpha(_materialise(joined, deadline))
