@@ -100,9 +100,15 @@ def decoded(data: bytes) -> pyvips.Image:
     return pyvips.Image.new_from_buffer(data, "")
 
 
+def shown(data: bytes) -> pyvips.Image:
+    """An output decoded in 8 bits per band, as a browser shows it (AVIF is sent with 10)."""
+    image = decoded(data)
+    return image.cast("uchar", shift=True) if image.format == "ushort" else image
+
+
 def decoded_output(rendered: pixfit.Rendered) -> pyvips.Image:
-    """The rendered bytes decoded, after checking the reported size is the real one."""
-    image = decoded(rendered.data)
+    """The rendered bytes as shown, after checking the reported size is the real one."""
+    image = shown(rendered.data)
     assert (image.width, image.height) == (rendered.width, rendered.height)
     return image
 

@@ -27,7 +27,7 @@ import pixfit
 import pixfit.web
 from pixfit.config import Config
 from pixfit.profiles import DEFAULT_PROFILES, NetworkClass
-from tests.conftest import FAKE_PUBLIC_IP, serving
+from tests.conftest import FAKE_PUBLIC_IP, serving, shown
 
 # Every connection urllib3 makes in this file goes through the `dialled` guard.
 pytestmark = pytest.mark.usefixtures("dialled")
@@ -127,7 +127,7 @@ def client(tree: Tree) -> FlaskClient:
 
 
 def decoded(response: TestResponse) -> pyvips.Image:
-    return pyvips.Image.new_from_buffer(response.get_data(), "")
+    return shown(response.get_data())
 
 
 def loader(response: TestResponse) -> str:

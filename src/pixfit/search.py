@@ -47,12 +47,13 @@ DEFAULT_RATE_SLOPE = 0.03
 SCORE_SLOPE = {ImageFormat.AVIF: 0.6, ImageFormat.WEBP: 0.6, ImageFormat.JPEG: 0.7}
 DEFAULT_SCORE_SLOPE = 0.6
 # The quality a budget should buy at the chosen width: below it, artifacts cost more than the
-# lost pixels (measured winners under 12-25 KB: AVIF q30-60, WebP q15-60).
-PIVOT_QUALITY = {ImageFormat.AVIF: 45, ImageFormat.WEBP: 50, ImageFormat.JPEG: 50}
+# lost pixels (measured winners under 12-25 KB: AVIF 4:2:0 q15-60, WebP q15-60; AVIF 4:4:4 at
+# 10 bits reaches a score at about 10 steps lower, see START_QUALITY).
+PIVOT_QUALITY = {ImageFormat.AVIF: 35, ImageFormat.WEBP: 50, ImageFormat.JPEG: 50}
 # The first quality tried without a budget: where the reference reached START_SCORE on
-# average (same 12 wallpapers; AVIF 73-87, WebP 80-95, JPEG 77-92). Other targets start
-# SCORE_SLOPE points per quality step away.
-START_QUALITY = {ImageFormat.AVIF: 79, ImageFormat.WEBP: 91, ImageFormat.JPEG: 87}
+# average (WebP and JPEG: 12 wallpapers, WebP 80-95, JPEG 77-92; AVIF 4:4:4 at 10 bits: 10
+# others, 59-82). Other targets start SCORE_SLOPE points per quality step away.
+START_QUALITY = {ImageFormat.AVIF: 72, ImageFormat.WEBP: 91, ImageFormat.JPEG: 87}
 DEFAULT_START_QUALITY = 85
 START_SCORE = 85
 # Displays larger than this (a 2880x1800 laptop screen) are not searched: each scored step
@@ -87,13 +88,14 @@ SCARCE_BYTES_PER_PIXEL = 0.03
 # start for its aim. Where the proxy reads a photo low, climbing on bought a point or two
 # for 2-5x the bytes: JPEG went to q94-95 and sent 1.2-5.7x the bytes of q85 on 8
 # wallpapers; AVIF went to q94-95 on two busy ones (600-680 KB). The same window under a
-# budget cost slow-2g 6 points of gap on the bench (its aims start at AVIF q25).
-HEADROOM = 4
+# budget cost slow-2g 6 points of gap on the bench (its aims start at AVIF q25). AVIF at 10
+# bits spreads wider (q59-82 reached 85), hence 6 steps rather than 4.
+HEADROOM = 6
 # The highest quality fast mode uses, with or without a budget: the top of the unbudgeted
 # window for the default wifi target, so that a budget never buys a slower class more
 # quality than wifi gets. JPEG also stays under q90, where libjpeg stops subsampling chroma
 # and the bytes nearly double for a point or two.
-QUALITY_CEILING = {ImageFormat.AVIF: 85, ImageFormat.JPEG: 89}
+QUALITY_CEILING = {ImageFormat.AVIF: 82, ImageFormat.JPEG: 89}
 # Score points fast mode aims above the target (see `choose`). Without a budget every point
 # costs bytes on the largest responses: there the per-format corrections alone landed AVIF
 # picks at a mean of 84.8 for a target of 85 (12 wallpapers, reference SSIMULACRA2), and 2.5
