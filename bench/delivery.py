@@ -191,17 +191,21 @@ def summarise(
     picked: str,
 ) -> None:
     """The per-class table and the proxy's agreement with the reference."""
-    print("gap = min(best reachable, target) - score; cpu x against q=70 at the same size")
-    print(f"{'class':8s} {'':6s} {'gap mean':>8s} {'worst':>6s} {'mean B':>8s} {'target':>7s}"
-          f" {'over':>5s} {'cpu x':>6s} {'worst':>6s}")  # fmt: skip
+    print("gap = min(best reachable, target) - score; cpu x against q=70 at the same size;")
+    print("B/before: geometric mean over photos of bytes against `before` (1.00 without it)")
+    print(f"{'class':8s} {'':6s} {'gap mean':>8s} {'worst':>6s} {'score':>6s} {'mean B':>8s}"
+          f" {'B/before':>8s} {'target':>7s} {'over':>5s} {'cpu x':>6s} {'worst':>6s}")  # fmt: skip
     for cls, items in rows.items():
         n = len(items)
         for label in who:
             gaps = [r[f"{label}_gap"] for r in items]
             cpus = [r[f"{label}_cpu"] for r in items]
+            sizes = [r[f"{label}_bytes"] for r in items]
+            ratios = [b / r.get("before_bytes", b) for b, r in zip(sizes, items, strict=True)]
             print(
                 f"{cls:8s} {label:6s} {statistics.fmean(gaps):8.2f} {max(gaps):6.2f}"
-                f" {statistics.fmean(r[f'{label}_bytes'] for r in items):8.0f}"
+                f" {statistics.fmean(r[f'{label}_score'] for r in items):6.1f}"
+                f" {statistics.fmean(sizes):8.0f} {statistics.geometric_mean(ratios):8.2f}"
                 f" {sum(bool(r[f'{label}_hit']) for r in items)}/{n:<5d}"
                 f" {sum(bool(r[f'{label}_over']) for r in items):5d}"
                 f" {statistics.fmean(cpus):6.2f} {max(cpus):6.2f}"
@@ -256,6 +260,7 @@ def main() -> None:
                 outputs["before"] = render_before(args.before, path, request)
             row: dict[str, float] = {
                 "best_gap": 0.0, "best_bytes": best.size, "best_hit": best.score >= target,
+                "best_score": best.score,
                 "best_over": False, "best_cpu": 0.0, "pixfit_cpu": ms / fixed_ms,
                 "before_cpu": 0.0, "proxy_error": (out.score or 0.0) - 0.0,
             }  # fmt: skip
@@ -263,6 +268,7 @@ def main() -> None:
             for label, data in outputs.items():
                 score = reference_score(name, display, data)
                 row[f"{label}_gap"] = reachable - score
+                row[f"{label}_score"] = score
                 row[f"{label}_bytes"] = len(data)
                 row[f"{label}_hit"] = score >= target
                 row[f"{label}_over"] = budget is not None and len(data) > budget

@@ -47,9 +47,10 @@ DEFAULT_RATE_SLOPE = 0.03
 SCORE_SLOPE = {ImageFormat.AVIF: 0.6, ImageFormat.WEBP: 0.6, ImageFormat.JPEG: 0.7}
 DEFAULT_SCORE_SLOPE = 0.6
 # The quality a budget should buy at the chosen width: below it, artifacts cost more than the
-# lost pixels (measured winners under 12-25 KB: AVIF 4:2:0 q15-60, WebP q15-60; AVIF 4:4:4 at
-# 10 bits reaches a score at about 10 steps lower, see START_QUALITY).
-PIVOT_QUALITY = {ImageFormat.AVIF: 35, ImageFormat.WEBP: 50, ImageFormat.JPEG: 50}
+# lost pixels (measured winners under 12-25 KB: AVIF 4:2:0 q15-60, WebP q15-60). AVIF 4:4:4 at
+# 10 bits holds up lower: under 12-25 KB at 1280x800 the full width at q34-54 beat every
+# narrower width at its own budget quality by 2-10 points (bench/delivery.py photos).
+PIVOT_QUALITY = {ImageFormat.AVIF: 20, ImageFormat.WEBP: 50, ImageFormat.JPEG: 50}
 # The first quality tried without a budget: where the reference reached START_SCORE on
 # average (WebP and JPEG: 12 wallpapers, WebP 80-95, JPEG 77-92; AVIF 4:4:4 at 10 bits: 10
 # others, 59-82). Other targets start SCORE_SLOPE points per quality step away.
@@ -78,12 +79,18 @@ EXHAUSTIVE_STEP = 0.9
 # Quality searches stop within this many steps: bytes toward a budget; score toward a target
 # from below (no budget: the target must be reached) and down from an overshoot (a budget's
 # winner that beats the target: what the last step would save is a few percent of bytes).
-FAST_ENCODES_PER_WIDTH = 3
+FAST_ENCODES_PER_WIDTH = 4
 FAST_TARGET_ENCODES = 3
 FAST_TRIM_ENCODES = 2
+# A fitting encode that fills this much of the budget ends the quality search at its width:
+# the step above buys about a point. Three encodes and no such stop left 36% of a 100 KB
+# budget unused on a busy photo (bench/delivery.py, Path at 3g: q40 for 64 KB where q48 fit).
+BUDGET_FILL = 0.9
 # Below this many bytes per display pixel a second format is tried in fast mode: WebP beat
-# AVIF effort 0 under 12-25 KB at 1280x800 (0.01-0.02), and cost the same search again.
-SCARCE_BYTES_PER_PIXEL = 0.03
+# AVIF 4:2:0 under 12-25 KB at 1280x800 (0.01-0.02), and cost the same search again. AVIF
+# 4:4:4 at 10 bits beat WebP at every width under 25 KB (0.024); under 12 KB (0.012) WebP
+# still won where nothing holds together (busy photos at 320 px).
+SCARCE_BYTES_PER_PIXEL = 0.015
 # Without a budget, fast mode climbs at most this many quality steps above the calibrated
 # start for its aim. Where the proxy reads a photo low, climbing on bought a point or two
 # for 2-5x the bytes: JPEG went to q94-95 and sent 1.2-5.7x the bytes of q85 on 8
@@ -255,7 +262,7 @@ def _fast(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max:
         ceiling = _window_top(encoder, run.target, quality_min, quality_max)
         _toward_target(run, encoder, widths[0], start, quality_min, ceiling)
         return
-    # A second format only where bytes are scarce: WebP beat AVIF effort 0 under 12-25 KB.
+    # A second format only where bytes are scarce (see SCARCE_BYTES_PER_PIXEL).
     scarce = run.budget < run.image.width * run.image.height * SCARCE_BYTES_PER_PIXEL
     for encoder in encoders[: 2 if scarce else 1]:
         ceiling = min(quality_max, QUALITY_CEILING.get(encoder.format, quality_max))
@@ -323,7 +330,11 @@ def _fit_quality(
             fails = (quality, data) if fails is None or quality < fails[0] else fails
         if fails is not None and fails[0] == quality_min:
             break
-        if fits is not None and (fits[0] == quality_max or (fails and fails[0] - fits[0] <= 1)):
+        if fits is not None and (
+            fits[0] == quality_max
+            or len(fits[1]) >= BUDGET_FILL * run.budget
+            or (fails and fails[0] - fits[0] <= 1)
+        ):
             break
         quality = _next_quality(fits, fails, run.budget, slope, quality_min, quality_max)
         if (fits and quality <= fits[0]) or (fails and quality >= fails[0]):
