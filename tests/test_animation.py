@@ -21,7 +21,7 @@ import pixfit.web
 from pixfit.errors import BadOption, TooLarge
 from pixfit.rendering import Animation
 from tests import hostile
-from tests.conftest import near, pixel
+from tests.conftest import near, pixel, shown
 
 COLOURS = [(220, 30, 30), (30, 200, 40), (40, 60, 230), (240, 220, 20), (200, 40, 200)]
 DELAYS = [100, 120, 140, 160, 180]
@@ -155,7 +155,7 @@ def test_a_still_is_frame_zero_and_says_so(
 ) -> None:
     rendered = pixfit.render(coloured_gif(), options, hints=hints)
     assert (rendered.media_type, rendered.animation) == (media_type, Animation.STILL)
-    image = pyvips.Image.new_from_buffer(rendered.data, "")
+    image = shown(rendered.data)
     assert (image.get("n-pages") if image.get_typeof("n-pages") else 1) == 1
     assert near(pixel(image, -3, -3)[:3], COLOURS[0], 16)
 
@@ -164,7 +164,7 @@ def test_page_picks_the_frame_of_the_still() -> None:
     for page, colour in enumerate(COLOURS):
         rendered = pixfit.render(coloured_gif(), {"page": page, "format": "png"})
         assert rendered.animation == Animation.STILL
-        assert pixel(pyvips.Image.new_from_buffer(rendered.data, "")[:3], 50, 50) == colour
+        assert pixel(shown(rendered.data)[:3], 50, 50) == colour
 
 
 @pytest.mark.parametrize(

@@ -14,6 +14,7 @@ from pixfit.config import SAMPLES_DIR
 from pixfit.options import ALIASES, OPTIONS, Options, parse_options
 from pixfit.profiles import NetworkClass
 from pixfit.registry import OutputFormat
+from tests.conftest import shown
 
 LANDSCAPE = SAMPLES_DIR / "landscape.jpg"
 
@@ -46,7 +47,7 @@ def test_render_to_stdout_with_long_flags() -> None:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert len(result.stdout) <= 20000
-    image = pyvips.Image.new_from_buffer(result.stdout, "")
+    image = shown(result.stdout)
     assert (image.width, image.height) == (300, 300)
 
 

@@ -10,7 +10,7 @@ from pixfit.config import Config
 from pixfit.masters import Master, Masters
 from pixfit.rendering import Rendered, render_plan
 from pixfit.service import ImageRequest, ImageService, SourceKind
-from tests.conftest import decoded_output, photo, with_orientation
+from tests.conftest import decoded_output, photo, shown, with_orientation
 
 LIMITS = Config().limits
 # Variants a page asks for, at several widths and fits. The master comes before any
@@ -107,7 +107,7 @@ def test_a_changed_file_gets_a_new_master(tmp_path: Path) -> None:
         answer = service.handle(
             ImageRequest(SourceKind.PATH, "photo.jpg", {"w": width, "q": "90"}, {})
         )
-        image = pyvips.Image.new_from_buffer(answer.body, "")
+        image = shown(answer.body)
         return image.width, image.avg()
 
     assert width_and_mean("400")[0] == 400

@@ -31,6 +31,7 @@ import pytest
 import pyvips
 
 import pixfit
+from tests.conftest import shown
 
 EXPRESS = Path(sys.prefix) / "bin" / "mod_wsgi-express"
 IS_ROOT = os.geteuid() == 0
@@ -319,7 +320,7 @@ def test_resizes_and_converts_to_webp(apache: Apache) -> None:
         assert reply.status == 200, reply.body[:1000]
         assert reply.headers["Content-Type"] == "image/webp"
         assert int(reply.headers["Content-Length"]) == len(reply.body)
-        image = pyvips.Image.new_from_buffer(reply.body, "")
+        image = shown(reply.body)
         assert (image.width, image.height) == (300, 200)
 
 
@@ -377,5 +378,5 @@ def test_disk_hits_go_out_through_x_sendfile(apache_xsendfile: Apache) -> None:
             assert int(hit.headers["Content-Length"]) == len(first.body)
             assert hit.headers["Content-Type"] == "image/jpeg"
             assert hit.headers["ETag"] == first.headers["ETag"]
-            image = pyvips.Image.new_from_buffer(hit.body, "")
+            image = shown(hit.body)
             assert (image.width, image.height) == (300, 200)

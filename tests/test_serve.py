@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import pyvips
 
+from tests.conftest import shown
+
 START_SECONDS = 20
 STOP_SECONDS = 15
 
@@ -143,7 +145,7 @@ def test_serve_binds_its_address_answers_images_and_problems_then_stops(server: 
     assert status == 200, body[:300]
     assert headers["Content-Type"] == "image/jpeg"
     assert int(headers["Content-Length"]) == len(body)
-    image = pyvips.Image.new_from_buffer(body, "")
+    image = shown(body)
     assert (image.width, image.height, image.get("vips-loader")) == (200, 125, "jpegload_buffer")
 
     status, headers, body = server.get("/images/photo.jpg")

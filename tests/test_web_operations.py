@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import pyvips
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 import pixfit
 import pixfit.web
-from tests.conftest import photo
+from tests.conftest import photo, shown
 
 PRESETS = {
     "card": {"w": 400, "h": 300, "fit": "cover", "format": "png"},
@@ -43,7 +42,7 @@ def client(root: Path) -> FlaskClient:
 
 def size(response: TestResponse) -> tuple[int, int]:
     assert response.status_code == 200, response.get_data(as_text=True)
-    image = pyvips.Image.new_from_buffer(response.get_data(), "")
+    image = shown(response.get_data())
     return image.width, image.height
 
 
