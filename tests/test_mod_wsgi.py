@@ -34,11 +34,21 @@ import pixfit
 from tests.conftest import shown
 
 EXPRESS = Path(sys.prefix) / "bin" / "mod_wsgi-express"
+DEPLOY_CONF = Path(__file__).parent.parent / "deploy" / "apache-pixfit.conf"
 IS_ROOT = os.geteuid() == 0
 # Every wait is bounded, so a broken Apache fails the run instead of hanging it.
 START_TIMEOUT = 30.0
 REQUEST_TIMEOUT = 20.0
 STOP_TIMEOUT = 20.0
+
+
+def slow_client_lines() -> str:
+    """The vhost's RequestReadTimeout line and its <If> block that refuses request bodies."""
+    lines = DEPLOY_CONF.read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if "RequestReadTimeout" in line)
+    refuse = next(i for i, line in enumerate(lines) if line.strip().startswith("<If "))
+    end = next(i for i in range(refuse, len(lines)) if lines[i].strip() == "</If>")
+    return "\n".join([lines[start], *lines[refuse : end + 1]]) + "\n"
 
 
 @dataclass
@@ -183,7 +193,10 @@ def _serve(tmp: Path, *, xsendfile: bool) -> Iterator[Apache]:
     # The WSGI script file, as deploy/pixfit.wsgi: mod_wsgi's --setenv (SetEnv) only reaches
     # each request's WSGI environ, never os.environ where pixfit reads its configuration.
     settings = {"PIXFIT_SOURCE_ROOT": str(images)}
-    extra: list[str] = []
+    # Extra Apache configuration: the vhost's slow-client lines, as deploy/apache-pixfit.conf
+    # has them, and mod_xsendfile when asked for (mod_wsgi-express takes one include file).
+    include = tmp / "include.conf"
+    included = slow_client_lines()
     if xsendfile:
         # The daemon (www-data) writes the cache; Apache reads the files it names.
         cache = tmp / "cache"
@@ -194,12 +207,11 @@ def _serve(tmp: Path, *, xsendfile: bool) -> Iterator[Apache]:
             "PIXFIT_CACHE_PATH": str(cache),
             "PIXFIT_SERVER_X_SENDFILE": "true",
         }
-        include = tmp / "xsendfile.conf"
-        include.write_text(
+        included += (
             f"LoadModule xsendfile_module {XSENDFILE_MODULE}\nXSendFile On\nXSendFilePath {cache}\n"
         )
-        include.chmod(0o644)
-        extra = ["--include-file", str(include)]
+    include.write_text(included)
+    include.chmod(0o644)
     script = tmp / "pixfit.wsgi"
     script.write_text(
         textwrap.dedent(f"""\
@@ -237,8 +249,13 @@ def _serve(tmp: Path, *, xsendfile: bool) -> Iterator[Apache]:
         "20",
         "--shutdown-timeout",
         "5",
+        # Apache threads for the slow clients below (the vhost's comment sizes them for
+        # production); the daemon keeps its one process of two threads.
+        "--max-clients",
+        "150",
+        "--include-file",
+        str(include),
     ]
-    command += extra
     if IS_ROOT:
         command += ["--user", "www-data", "--group", "www-data"]
     # A clean environment for Apache: no PIXFIT_* from the caller, and a locale that exists.
@@ -380,3 +397,39 @@ def test_disk_hits_go_out_through_x_sendfile(apache_xsendfile: Apache) -> None:
             assert hit.headers["ETag"] == first.headers["ETag"]
             image = shown(hit.body)
             assert (image.width, image.height) == (300, 200)
+
+
+def test_survives_slow_clients_and_cuts_them_by_the_vhost_timeouts(apache: Apache) -> None:
+    # More dribbling connections than pixfit's daemon has threads (2) many times over:
+    # request heads that never end, and a body that never comes. Apache reads heads in its
+    # own threads and mod_reqtimeout cuts them at 10-20 s; bodies are refused at once.
+    assert "RequestReadTimeout" in DEPLOY_CONF.read_text()
+    port = int(apache.base.split(":")[2].split("/")[0])
+    heads = b"GET /images/photo.jpg?w=64 HTTP/1.1\r\nHost: x\r\nX-Slow: a"
+    body = b"POST /images/photo.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 9999\r\n\r\nab"
+    slow = []
+    with apache.log_on_failure():
+        for head in [heads] * 60 + [body] * 20:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=REQUEST_TIMEOUT)
+            sock.sendall(head)
+            slow.append(sock)
+        try:
+            for _ in range(10):
+                reply = apache.get("/photo.jpg?w=120")
+                assert reply.status == 200, reply.body[:500]
+                assert pyvips.Image.new_from_buffer(reply.body, "").width == 120
+            # Every slow head is answered 408 and closed (mod_reqtimeout's own answer).
+            for sock in slow[:60]:
+                sock.settimeout(40)
+                assert sock.makefile("rb").readline().startswith(b"HTTP/1.1 408"), sock
+            # The bodies were refused before the daemon saw them (Apache answers once it
+            # has discarded the body, or its timeout has passed: 403 or 408).
+            for sock in slow[60:]:
+                sock.settimeout(60)
+                line = sock.makefile("rb").readline()
+                assert line.split()[1:2] in ([b"403"], [b"408"]), line
+            assert '"POST /photo.jpg' not in apache.log.read_text(errors="replace")
+        finally:
+            for sock in slow:
+                sock.close()
+        assert apache.get("/photo.jpg?w=120").status == 200

@@ -184,3 +184,59 @@ def test_a_worker_is_recycled_after_its_renders_and_never_for_hits(tmp_path: Pat
         assert recycled in log() and log().count(booted) == 2
         # The master forked a fresh worker, which serves on.
         assert server.get("/images/photo.jpg?w=203")[0] == 200
+
+
+def open_slow(port: int, head: bytes, count: int, receive_buffer: int = 0) -> list[socket.socket]:
+    """`count` connections that sent `head` and then nothing more."""
+    slow = []
+    for _ in range(count):
+        sock = socket.create_connection((HOST, port), timeout=10)
+        if receive_buffer:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+        sock.sendall(head)
+        slow.append(sock)
+    return slow
+
+
+def first_line(sock: socket.socket) -> bytes:
+    """The status line the server sent, or b"" if it only closed the connection."""
+    with sock:
+        return sock.makefile("rb").readline().strip()
+
+
+def test_slow_clients_hold_no_thread_and_are_cut_at_their_deadline(tmp_path: Path) -> None:
+    with started(tmp_path, server_request_timeout="3", cache_kind="memory") as server:
+        assert server.get("/images/photo.jpg?w=200")[0] == 200
+        # More dribbling connections than the worker has threads (17), of every kind: a
+        # request line without its end, a head announcing a body that never comes, and
+        # readers that take no byte of a large answer.
+        headers = open_slow(server.port, b"GET /images/photo.jpg?w=200 HTTP/1.1\r\nHost: x", 60)
+        bodies = open_slow(
+            server.port, b"POST /_pixfit/purge HTTP/1.1\r\nContent-Length: 9999\r\n\r\nab", 30
+        )
+        readers = open_slow(server.port, b"GET /images/photo.jpg HTTP/1.1\r\n\r\n" * 20, 30, 4096)
+        for _ in range(20):  # ordinary requests are answered meanwhile
+            status, headers_, body = server.get("/images/photo.jpg?w=200")
+            assert status == 200 and headers_["Content-Type"] == "image/jpeg"
+            assert pyvips.Image.new_from_buffer(body, "").width == 200
+        # The senders get a 408 problem once their deadline passes, and are closed.
+        for sock in headers + bodies:
+            assert first_line(sock) == b"HTTP/1.1 408 Request Timeout"
+        # The readers still hold their answers: reading now gets them whole.
+        for sock in readers[:3]:
+            with sock:
+                sock.settimeout(10)
+                stream = sock.makefile("rb")
+                assert stream.readline().strip() == b"HTTP/1.1 200 OK"
+                while stream.readline().strip():
+                    pass
+        for sock in readers[3:]:
+            sock.close()
+        status, _, metrics = server.get("/metrics")
+        line = next(
+            line
+            for line in metrics.decode().splitlines()
+            if line.startswith('pixfit_slow_clients_total{reason="request_timeout"}')
+        )
+        assert float(line.split()[-1]) == 90
+        assert server.get("/images/photo.jpg?w=200")[0] == 200

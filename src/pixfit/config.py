@@ -87,6 +87,12 @@ class ServerConfig:
     # that Apache sends the file itself (needs `XSendFile On` and `XSendFilePath` naming
     # the cache folder). Off: the file goes out through wsgi.file_wrapper.
     x_sendfile: bool = False
+    # Seconds a client has to send a whole request, headers and body, before `pixfit serve`
+    # answers 408 and closes. Requests are read by each worker's event loop, never by a
+    # render thread, so slow senders cost a socket each, not a thread.
+    request_timeout: float = 10.0
+    # Seconds a client reading an answer may take no bytes at all before it is dropped.
+    send_timeout: float = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +144,13 @@ class LimitsConfig:
     max_animation_pixels: int = 50_000_000
     # Longest edge any output may have, in device pixels; also the upper bound of w and h.
     max_output_edge: int = 8192
+    # Most pixels (width x height) any output may have; 8000x6000 fits.
+    max_output_pixels: int = 50_000_000
+    # Most memory one render may need, in bytes, as estimated from the header and the plan
+    # before decoding (memory.py): decoder buffers, the display image and the encoder's
+    # working set. Over it the answer is 413. 512 MiB keeps a 2-worker server under 1 GiB
+    # with one big render in flight; a 9000x9000 PNG as an 8192 px WebP needed 1.2 GiB.
+    max_render_memory: int = 512 * 1024 * 1024
     # Renders running at once in one worker process. One per worker (and one worker per
     # core) keeps every core busy, and memory low: a progressive JPEG decode buffers the
     # whole source's coefficients (about 90 MB for 5120x2880) whatever the shrink-on-load.
@@ -444,6 +457,10 @@ def _checked(config: Config) -> Config:
     for key in ("max_buffered_pixels", "max_frames", "max_animation_pixels"):
         if getattr(config.limits, key) < 1:
             raise ConfigError(f"limits.{key} must be at least 1")
+    if min(config.limits.max_output_pixels, config.limits.max_render_memory) < 1:
+        raise ConfigError(
+            "limits.max_output_pixels and limits.max_render_memory must be at least 1"
+        )
     if config.log.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
         raise ConfigError(
             f"log.level must be debug, info, warning or error, got {config.log.level!r}"

@@ -6,6 +6,7 @@
     │   └── PrivateAddress           403  the URL resolves to a loopback or private address
     ├── NotFound                     404  no such image (locally or upstream)
     ├── TooLarge                     413  source over max_source_bytes or max_pixels
+    │   └── RenderTooLarge           413  render over max_render_memory or max_output_pixels
     ├── UnsupportedImage             415  not an image format pixfit decodes
     ├── CorruptImage                 422  truncated or corrupt image data
     ├── UpstreamError                502  the remote server failed
@@ -26,6 +27,7 @@ __all__ = [
     "Overloaded",
     "PixfitError",
     "PrivateAddress",
+    "RenderTooLarge",
     "TooLarge",
     "UnsupportedImage",
     "UpstreamError",
@@ -70,6 +72,12 @@ class TooLarge(PixfitError):
 
     status = 413
     title = "Source too large"
+
+
+class RenderTooLarge(TooLarge):
+    """The render asked for would need more memory or output pixels than allowed."""
+
+    title = "Render too large"
 
 
 class UnsupportedImage(PixfitError):

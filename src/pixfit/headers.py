@@ -10,6 +10,7 @@ from pixfit import gif_header, heic
 from pixfit.config import LimitsConfig
 from pixfit.errors import CorruptImage, TooLarge
 from pixfit.formats import sniff
+from pixfit.memory import held_bytes
 from pixfit.registry import FORMATS, ImageFormat
 
 __all__ = [
@@ -33,6 +34,9 @@ class SourceInfo:
     has_alpha: bool
     # Frames (or top-level images) the header declares; 1 for a still.
     frames: int = 1
+    # Bytes the decoder holds for the whole source while decoding it (see memory.py);
+    # 0 for sources that stream and shrink on load.
+    held_bytes: int = 0
 
     @property
     def animated(self) -> bool:
@@ -48,6 +52,7 @@ def inspect(data: bytes, limits: LimitsConfig) -> SourceInfo:
         width, height, pages = heic_header.width, heic_header.height, heic_header.images
         orientation, has_alpha = 1, heic_header.has_alpha
         buffered: str | None = "HEIC"
+        bands, sample_bytes = 3 + has_alpha, 2  # HEVC may be 10-bit
     else:
         try:
             header = pyvips.Image.new_from_buffer(data, "", access="sequential")
@@ -57,6 +62,7 @@ def inspect(data: bytes, limits: LimitsConfig) -> SourceInfo:
             raise CorruptImage("Expected a readable image header but the data is corrupt") from None
         width, height, has_alpha = header.width, header.height, header.hasalpha()
         buffered = _decoded_whole(source_format, header)
+        bands, sample_bytes = header.bands, _SAMPLE_BYTES.get(header.format, 8)
     canvas = (width, height)
     gif = gif_header.declared(data) if source_format == ImageFormat.GIF else None
     if gif is not None:
@@ -66,7 +72,12 @@ def inspect(data: bytes, limits: LimitsConfig) -> SourceInfo:
     _check_animation(limits, canvas, pages)
     if orientation in _QUARTER_TURNS:
         width, height = height, width
-    return SourceInfo(source_format, width, height, has_alpha, pages)
+    held = held_bytes(width, height, bands, sample_bytes) if buffered else 0
+    return SourceInfo(source_format, width, height, has_alpha, pages, held)
+
+
+# Bytes per sample of libvips' band formats; anything else counts as the widest (double).
+_SAMPLE_BYTES = {"uchar": 1, "char": 1, "ushort": 2, "short": 2, "uint": 4, "int": 4, "float": 4}
 
 
 def _check_animation(limits: LimitsConfig, canvas: tuple[int, int], frames: int) -> None:

@@ -16,6 +16,7 @@ __all__ = [
     "QUEUED",
     "RENDER_SECONDS",
     "REQUESTS",
+    "SLOW_CLIENTS",
     "SOURCE_BYTES",
     "exposition",
 ]
@@ -38,6 +39,13 @@ QUEUED = Gauge(
     "pixfit_render_queue",
     "Renders waiting for a slot",
     multiprocess_mode="livesum",
+    registry=_REGISTRY,
+)
+
+SLOW_CLIENTS = Counter(
+    "pixfit_slow_clients",
+    "Connections `pixfit serve` closed: a request too slow or too large, or a stalled reader",
+    ["reason"],
     registry=_REGISTRY,
 )
 

@@ -15,11 +15,12 @@ import pyvips
 
 from pixfit.budget import fit_budget
 from pixfit.config import Config, LimitsConfig
-from pixfit.errors import BadOption, NotFound, TooLarge
+from pixfit.errors import BadOption, NotFound, RenderTooLarge, TooLarge
 from pixfit.formats import Encoder
 from pixfit.geometry import Geometry, oriented, resolve
 from pixfit.hints import ClientHints
 from pixfit.masters import Masters
+from pixfit.memory import MIB, RenderSize, render_bytes
 from pixfit.options import Options, parse_options
 from pixfit.pipeline import Job, SourceInfo, decode, decode_animation, inspect
 from pixfit.planner import Plan, animated_output, choose_outputs, plan
@@ -31,6 +32,7 @@ __all__ = [
     "Animation",
     "Rendered",
     "Timings",
+    "check_render_size",
     "configure",
     "limit_malloc_arenas",
     "render",
@@ -155,11 +157,14 @@ def render_plan(
     animation = None
     if info.animated:
         output = animated_output(plan, info.format)
+        if output:  # every frame is held at the display size, then encoded together
+            check_render_size(info, geometry, (output,), plan, limits, frames=info.frames)
         moving = _animated(data, info, geometry, plan, output, limits, deadline) if output else None
         if moving is not None:
             return _rendered(moving, plan, start, Animation.ANIMATED)
         animation = Animation.STILL
     outputs = choose_outputs(plan, info.format, info.has_alpha)
+    check_render_size(info, geometry, outputs, plan, limits)
     job = _job(plan, geometry, outputs[0])
     # Decoded once, at the display size: every candidate is a resize or an encode of this.
     image = decode(data, info, job, deadline, masters, identity, page=plan.page)
@@ -239,6 +244,38 @@ def _animated(
         return None
     met = None if plan.budget is None else True
     return _Chosen(encoded, output, quality, geometry.width, geometry.height, met, score, decoded)
+
+
+def check_render_size(
+    info: SourceInfo,
+    geometry: Geometry,
+    outputs: tuple[ImageFormat, ...],
+    plan: Plan,
+    limits: LimitsConfig,
+    *,
+    frames: int = 1,
+) -> None:
+    """Refuse, before decoding, a render over max_output_pixels or max_render_memory.
+
+    `frames` is how many output frames are held at once (an animation's, else 1).
+    """
+    # Only the final image is held whole: the resize before a crop streams through it.
+    pixels = geometry.width * geometry.height
+    size = f"{geometry.width}x{geometry.height}"
+    if pixels > limits.max_output_pixels:
+        raise RenderTooLarge(
+            f"Expected at most {limits.max_output_pixels} output pixels "
+            f"(limits.max_output_pixels) but this render is {size}; ask for a smaller size"
+        )
+    searched = plan.target is not None and (plan.exhaustive or pixels <= MAX_SEARCHED_PIXELS)
+    needed = render_bytes(RenderSize(info.held_bytes, pixels * frames, outputs, searched))
+    if needed > limits.max_render_memory:
+        label = FORMATS[outputs[0]].label
+        raise RenderTooLarge(
+            f"Expected a render within {limits.max_render_memory // MIB} MiB "
+            f"(limits.max_render_memory) but {size} as {label} needs about "
+            f"{needed // MIB} MiB; ask for a smaller size or another format"
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+import resource
 import shutil
 import signal
 import tempfile
@@ -14,7 +15,7 @@ from typing import Any
 
 from gunicorn.app.base import BaseApplication
 
-from pixfit.config import Config
+from pixfit.config import Config, ServerConfig
 from pixfit.limiter import RENDERED_ENVIRON_KEY
 from pixfit.rendering import limit_malloc_arenas
 
@@ -26,6 +27,9 @@ __all__ = [
 
 # Threads per worker beyond the render slots and the render queue (see gunicorn_settings).
 SPARE_THREADS = 8
+# Connections per worker (gunicorn's default is 1000). The worker raises its soft limit of
+# open files to fit them, as far as the hard limit allows.
+WORKER_CONNECTIONS = 5000
 # prometheus_client's switch to metrics shared by all workers through files in a folder.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -57,12 +61,19 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
     return {
         "bind": [f"{config.server.host}:{config.server.port}"],
         "workers": config.server.workers,
+        # gthread whose event loop reads whole requests and sends to slow readers, so
+        # that no thread ever waits on a client (see worker.py).
+        "worker_class": "pixfit.worker.BufferingThreadWorker",
         # Threads, not more processes: libvips releases the GIL. Beyond the renders that
         # may run or wait, spare threads answer cheap requests (cache hits, 304s, errors)
         # and refuse surplus renders with an immediate 503 rather than leaving them in
         # gunicorn's accept queue.
-        "worker_class": "gthread",
         "threads": limits.max_concurrent + limits.max_queue + SPARE_THREADS,
+        # Connections a worker holds while they send requests or read answers slowly: each
+        # costs a socket and its bytes, never a thread.
+        "worker_connections": WORKER_CONNECTIONS,
+        # Responses go through the worker's outbox; sendfile would bypass it.
+        "sendfile": False,
         # A worker is only killed if a request outlives the render and fetch deadlines.
         "timeout": int(limits.render_timeout + config.source.fetch_timeout + 10),
         # The master kills workers that are still there this long after SIGTERM.
@@ -73,7 +84,7 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         # but after so many renders, not requests: cache hits and 304s grow nothing, and
         # counting them would throw a warm memory cache away every few seconds under load.
         "max_requests": 0,
-        "post_fork": partial(_set_up_worker, config.server.recycle_after_renders),
+        "post_fork": partial(_set_up_worker, config.server),
         "post_request": _count_renders,
         "accesslog": None,  # pixfit writes its own access log ([log] access_file)
         "child_exit": _forget_worker,
@@ -82,7 +93,11 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
     }
 
 
-def _set_up_worker(recycle_after: int, _server: Any, worker: Any) -> None:
+def _set_up_worker(server: ServerConfig, _server: Any, worker: Any) -> None:
+    recycle_after = server.recycle_after_renders
+    worker.request_seconds = server.request_timeout
+    worker.send_stall_seconds = server.send_timeout
+    _raise_open_files(WORKER_CONNECTIONS + 256)
     limit_malloc_arenas()
     # Up to 10% more, so that workers started together do not all restart together.
     jitter = random.randint(0, recycle_after // 10)
@@ -114,6 +129,14 @@ def _drain_on_sigterm(grace_period: int, worker: Any) -> None:
             threading.Thread(target=finish, name="pixfit-drain", daemon=True).start()
 
     signal.signal(signal.SIGTERM, drain)
+
+
+def _raise_open_files(wanted: int) -> None:
+    # systemd and many shells start services with a soft limit of 1024 open files.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
 
 
 def _count_renders(worker: Any, _request: Any, environ: dict[str, Any], _response: Any) -> None:
