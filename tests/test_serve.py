@@ -97,8 +97,19 @@ def stop(process: subprocess.Popen[bytes]) -> int:
 
 
 @contextmanager
-def started(tmp_path: Path, **settings: str) -> Iterator[Server]:
-    """`pixfit serve` with one worker, `settings` as PIXFIT_* variables, stopped at exit."""
+def started(
+    tmp_path: Path,
+    *,
+    workers: int = 1,
+    wrapper: tuple[str, ...] = (),
+    files: dict[str, bytes] | None = None,
+    **settings: str,
+) -> Iterator[Server]:
+    """`pixfit serve` with `workers`, `settings` as PIXFIT_* variables, stopped at exit.
+
+    The root holds photo.jpg (800x500) and `files`; `wrapper` is a command line that
+    `pixfit serve ...` is appended to (a namespace, say).
+    """
     root, tmpdir = tmp_path / "root", tmp_path / "tmp"
     root.mkdir()
     tmpdir.mkdir()
@@ -106,13 +117,15 @@ def started(tmp_path: Path, **settings: str) -> Iterator[Server]:
     image = (xy[0] * 0.3).bandjoin([xy[1] * 0.5, (xy[0] + xy[1]) * 0.2]).cast("uchar")
     photo = bytes(image.copy(interpretation="srgb").jpegsave_buffer(Q=85))
     (root / "photo.jpg").write_bytes(photo)
+    for name, data in (files or {}).items():
+        (root / name).write_bytes(data)
     port = free_port(HOST)
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIXFIT_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     env["TMPDIR"] = str(tmpdir)
     env.update({f"PIXFIT_{name.upper()}": value for name, value in settings.items()})
-    command = [*pixfit_command(), "serve", "--root", str(root)]
-    command += ["--host", HOST, "--port", str(port), "--workers", "1"]
+    command = [*wrapper, *pixfit_command(), "serve", "--root", str(root)]
+    command += ["--host", HOST, "--port", str(port), "--workers", str(workers)]
     log = tmp_path / "serve.log"
     with log.open("wb") as sink:
         process = subprocess.Popen(

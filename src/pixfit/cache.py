@@ -11,6 +11,8 @@ with the entries, and a hit costs one more short hash (see bench/purge_keys.py).
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import hashlib
 import json
 import logging
@@ -198,6 +200,11 @@ class DiskCache:
 
     # Re-measure the folder after writing this fraction of the bound since the last scan.
     SCAN_EVERY_FRACTION = 0.1
+    # When the disk is full, the oldest entries are evicted down to this fraction of what
+    # the folder holds, so that the cache makes room for itself.
+    FULL_DISK_KEEP_FRACTION = 0.8
+    # Seconds between two warnings about a failing disk; failures in between are debug.
+    WARN_EVERY = 60.0
 
     def __init__(self, path: Path, max_bytes: int) -> None:
         self.path = path
@@ -205,6 +212,7 @@ class DiskCache:
         self.path.mkdir(parents=True, exist_ok=True)
         self._written_since_scan = max_bytes  # scan on the first write
         self._lock = threading.Lock()
+        self._warned_at: float | None = None
 
     def get(self, key: str) -> StoredVariant | None:
         """The entry, if a whole one is there."""
@@ -250,21 +258,31 @@ class DiskCache:
         return variant, handle, length
 
     def put(self, key: str, variant: StoredVariant) -> None:
-        """Write atomically, then evict the oldest entries if the folder is over the bound."""
+        """Write atomically, then evict the oldest entries if the folder is over the bound.
+
+        A cache must never fail a request: when the disk is full the oldest entries make
+        room and the write is tried once more, when the folder was deleted it is made
+        again, and any other failure drops the entry. One warning per `WARN_EVERY` says so.
+        """
         header_file = self._file(key)
-        try:
-            header_file.parent.mkdir(parents=True, exist_ok=True)
-        except OSError:  # a purge removed the folder meanwhile: drop this write
-            return
         try:
             old = unpack_header(header_file.read_bytes())
         except OSError:
             old = None
-        body_file = self._body(key, variant.etag)
-        if not (_write(body_file, variant.data) and _write(header_file, _header(variant))):
-            return
+        try:
+            self._write_entry(key, variant)
+        except OSError as error:
+            self._warn(error)
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                return
+            self._evict(self.FULL_DISK_KEEP_FRACTION)
+            try:
+                self._write_entry(key, variant)
+            except OSError:
+                return
         if old is not None and old[0].etag != variant.etag:
-            self._body(key, old[0].etag).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                self._body(key, old[0].etag).unlink(missing_ok=True)
         with self._lock:
             self._written_since_scan += len(variant.data)
             if self._written_since_scan < self.max_bytes * self.SCAN_EVERY_FRACTION:
@@ -301,39 +319,63 @@ class DiskCache:
             f"{description.name}.{hashlib.sha256(etag.encode()).hexdigest()[:16]}"
         )
 
-    def _evict(self) -> None:
-        """Drop whole entries, least recently used first, until the folder fits."""
+    def _write_entry(self, key: str, variant: StoredVariant) -> None:
+        """The image file, then its description; raises OSError if the disk refuses."""
+        header_file = self._file(key)
+        # The folder may have been deleted (by hand, or a purge meanwhile): make it again.
+        header_file.parent.mkdir(parents=True, exist_ok=True)
+        _write(self._body(key, variant.etag), variant.data)
+        _write(header_file, _header(variant))
+
+    def _warn(self, error: OSError) -> None:
+        now = time.monotonic()
+        with self._lock:
+            quiet = self._warned_at is not None and now - self._warned_at < self.WARN_EVERY
+            if not quiet:
+                self._warned_at = now
+        # Never the path: the errno says enough.
+        message = "disk cache cannot store a variant, serving without it: %s"
+        if quiet:
+            log.debug(message, error.strerror)
+        else:
+            log.warning(message, error.strerror)
+
+    def _evict(self, keep_fraction: float | None = None) -> None:
+        """Drop whole entries, least recently used first, until the folder fits the bound
+        (or, with `keep_fraction`, that fraction of what it holds now: a full disk)."""
         entries: dict[Path, list[tuple[float, int, Path]]] = {}
         for file in self.path.glob("??/*/*"):
             if file.name.startswith(".tmp-"):
                 continue
             try:
                 stat = file.stat()
-            except FileNotFoundError:  # another worker evicted it first
+            except OSError:  # another worker evicted it first, or the folder went away
                 continue
             # An entry's description and its image file share the part before the dot.
             entry = file.with_name(file.name.partition(".")[0])
             entries.setdefault(entry, []).append((stat.st_mtime, stat.st_size, file))
         total = sum(size for files in entries.values() for _, size, _ in files)
+        bound = self.max_bytes if keep_fraction is None else total * keep_fraction
         for files in sorted(entries.values(), key=lambda files: max(f[0] for f in files)):
-            if total <= self.max_bytes:
+            if total <= bound:
                 break
             for _, size, file in files:
-                file.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):
+                    file.unlink(missing_ok=True)
                 total -= size
 
 
-def _write(file: Path, data: bytes) -> bool:
-    """Write through a temporary file renamed into place; False if the disk refused."""
+def _write(file: Path, data: bytes) -> None:
+    """Write through a temporary file renamed into place; OSError if the disk refuses."""
     handle, temporary = tempfile.mkstemp(dir=file.parent, prefix=".tmp-")
     try:
         with os.fdopen(handle, "wb") as out:
             out.write(data)
         os.replace(temporary, file)
     except OSError:
-        Path(temporary).unlink(missing_ok=True)
-        return False
-    return True
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
 
 
 # Seconds a shared cache is left alone after a failure, so that an outage costs one

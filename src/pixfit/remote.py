@@ -13,7 +13,7 @@ import re
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from urllib.parse import SplitResult, urljoin, urlsplit
@@ -25,6 +25,7 @@ from urllib3.response import BaseHTTPResponse
 from werkzeug.datastructures import ResponseCacheControl
 from werkzeug.http import parse_cache_control_header
 
+from pixfit.backoff import HostBackoff
 from pixfit.errors import (
     BadOption,
     Forbidden,
@@ -154,6 +155,10 @@ def shared_max_age(value: str | None) -> float | None:
     return float(age) if age is not None else None
 
 
+class _ConnectFailed(UpstreamError):
+    """The host refused or dropped the connection (a 502 that counts toward back-off)."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Hop:
     """One checked request: where to connect and what to say once connected."""
@@ -184,6 +189,8 @@ class UrlSource:
     user_agent: str = "pixfit/0.1 (+image server)"
     # Maps (host, port) to IP address strings; None uses socket.getaddrinfo.
     resolver: Resolver | None = None
+    # Consecutive connect failures and timeouts per host, and the back-off they earn.
+    backoff: HostBackoff = field(default_factory=HostBackoff)
 
     def __post_init__(self) -> None:
         if self.max_bytes <= 0 or self.timeout <= 0 or self.max_redirects < 0:
@@ -206,7 +213,15 @@ class UrlSource:
         deadline = time.monotonic() + self.timeout
         url = ref
         for _ in range(self.max_redirects + 1):
-            reply = self._fetch(self._check(url, ref), ref, deadline)
+            hop = self._check(url, ref)
+            host = f"{hop.name}:{hop.port}"
+            self.backoff.check(host, f"the host of URL {ref!r}")
+            try:
+                reply = self._fetch(hop, ref, deadline)
+            except (UpstreamTimeout, _ConnectFailed) as error:
+                self.backoff.failed(host, type(error))
+                raise
+            self.backoff.succeeded(host)  # it answered, whatever it said
             if isinstance(reply, SourceImage):
                 return reply
             url = urljoin(url, reply)
@@ -317,7 +332,7 @@ class UrlSource:
                 finally:
                     response.close()  # drops the connection; unread bytes stay unread
         except NewConnectionError:  # a subclass of urllib3's timeout error, so it comes first
-            raise UpstreamError(f"could not connect to the host of URL {origin!r}") from None
+            raise _ConnectFailed(f"could not connect to the host of URL {origin!r}") from None
         except Urllib3Timeout:
             raise UpstreamTimeout(f"URL {origin!r} did not answer in time") from None
         except HTTPError:
@@ -341,7 +356,10 @@ class UrlSource:
             raise TooLarge(too_large)
         chunks: list[bytes] = []
         total = 0
-        for chunk in response.stream(min(_CHUNK, self.max_bytes + 1)):
+        # read1, not stream(): stream's reads wait until the whole chunk has arrived, so a
+        # body trickling a byte a second passed the deadline by 18 hours. read1 returns
+        # what one socket read gives, and the deadline is checked after each.
+        while chunk := response.read1(min(_CHUNK, self.max_bytes + 1)):
             total += len(chunk)
             if total > self.max_bytes:
                 raise TooLarge(too_large)
