@@ -135,8 +135,9 @@ class SlowClients:
     """`count` connections of one kind, kept open and dribbling from a process of their own
     (so that they take no GIL from the threads measuring the ordinary requests)."""
 
-    def __init__(self, port: int, kind: str, count: int) -> None:
+    def __init__(self, port: int, kind: str, count: int, path: str | None = None) -> None:
         self.port, self.kind, self.count = port, kind, count
+        self.path = path or {"read-big": BIG_PATH}.get(kind, GOOD_PATH)
         self.stop = multiprocessing.Event()
         self.ready = multiprocessing.Event()
         self.held = multiprocessing.Value("i", 0)
@@ -178,10 +179,10 @@ class SlowClients:
         if self.kind.startswith("read"):
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         head = {
-            "headers": f"GET {GOOD_PATH} HTTP/1.1\r\nHost: x\r\n",
-            "body": "POST /images/small.jpg HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
-            "read": f"GET {GOOD_PATH} HTTP/1.1\r\nHost: x\r\n\r\n",
-            "read-big": f"GET {BIG_PATH} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "headers": f"GET {self.path} HTTP/1.1\r\nHost: x\r\n",
+            "body": f"POST {self.path} HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n",
+            "read": f"GET {self.path} HTTP/1.1\r\nHost: x\r\n\r\n",
+            "read-big": f"GET {self.path} HTTP/1.1\r\nHost: x\r\n\r\n",
         }[self.kind]
         try:
             sock.sendall(head.encode())

@@ -23,6 +23,7 @@ from flask.testing import FlaskClient
 import pixfit.web
 from pixfit.cache import DiskCache
 from pixfit.config import Config
+from pixfit.errors import UpstreamTimeout
 from tests import hostile
 from tests.test_serve import HOST, START_SECONDS, started
 
@@ -280,3 +281,22 @@ def test_an_origin_that_is_down_is_not_asked_again_for_a_while(
             assert len(accepted) == 3
         # Local images are served all along.
         assert client.get("/images/photo.jpg?w=80").status_code == 200
+
+
+def test_an_object_store_that_is_down_is_not_asked_again_for_a_while(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pixfit.s3 import Bucket, S3Source  # noqa: PLC0415 (boto3 comes with the s3 extra)
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with origin("silent") as (port, accepted):
+        source = S3Source(Bucket("originals", "", f"http://127.0.0.1:{port}", timeout=0.5), 10**6)
+        messages = []
+        for _ in range(6):
+            with pytest.raises(UpstreamTimeout) as caught:
+                source.open("a.jpg")
+            messages.append(str(caught.value))
+        assert all("failed 3 times in a row" in m for m in messages[3:]), messages
+        assert len(accepted) == 3

@@ -20,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from pixfit.backoff import HostBackoff
 from pixfit.cache import GuardedCache, StoredVariant, cache_key, pack, unpack
 from pixfit.config import CacheConfig, SourceConfig
 from pixfit.errors import NotFound, TooLarge, UpstreamError, UpstreamTimeout
@@ -130,6 +131,9 @@ class S3Source:
     def __init__(self, bucket: Bucket, max_bytes: int) -> None:
         self.bucket = bucket
         self.max_bytes = max_bytes
+        # A store that is down is asked again only after a short back-off (backoff.py).
+        self.backoff = HostBackoff()
+        self._store = bucket.endpoint_url or "aws"
 
     def identify(self, ref: str) -> None:
         """Refuse a bad key; the version needs a request, so it is left to `check`."""
@@ -184,8 +188,23 @@ class S3Source:
         )
 
     def _call(self, ref: str, operation: str, **kwargs: Any) -> Any:
+        from botocore import exceptions  # noqa: PLC0415
+
+        self.backoff.check(self._store, "The object store")
         with store_errors(self.bucket.name, ref):
-            return getattr(self.bucket.client(), operation)(**kwargs)
+            try:
+                result = getattr(self.bucket.client(), operation)(**kwargs)
+            except (exceptions.ReadTimeoutError, exceptions.ConnectTimeoutError):
+                self.backoff.failed(self._store, UpstreamTimeout)
+                raise
+            except exceptions.EndpointConnectionError:
+                self.backoff.failed(self._store, UpstreamError)
+                raise
+            except exceptions.ClientError:
+                self.backoff.succeeded(self._store)  # it answered, if only to refuse
+                raise
+        self.backoff.succeeded(self._store)
+        return result
 
 
 @contextmanager
