@@ -118,7 +118,7 @@ HOSTILE_STATUS = {
 }
 
 
-def build_root(root: Path, listener_port: int, origin_port: int | None) -> list[Request]:
+def build_root(root: Path, listener_port: int, origins: tuple[int, int] | None) -> list[Request]:
     """Write the photos and hostile files under `root`; return the request mix."""
     for name, (width, height, kind) in PHOTOS.items():
         image = hostile.noisy(width, height, seed=len(name) + width).gaussblur(1.2)
@@ -182,21 +182,21 @@ def build_root(root: Path, listener_port: int, origin_port: int | None) -> list[
             frozenset({200}),
         ),
     ]
-    if origin_port is not None:
-        at = f"http://127.0.0.1:{origin_port}"
-        good.append(Request("good", "url w=300", f"/images/?url={at}/good.jpg&w=300"))
+    if origins is not None:
+        # Two hosts: pixfit backs off a failing host as a whole, so the slow paths live on
+        # one origin and the good image on another.
+        good_at, slow_at = (f"http://127.0.0.1:{port}" for port in origins)
+        good.append(Request("good", "url w=300", f"/images/?url={good_at}/good.jpg&w=300"))
         bad += [
             Request(
-                "bad",
-                "origin trickling",
-                f"/images/?url={at}/trickle.jpg&w=300",
-                {},
+                "bad", "origin trickling", f"/images/?url={slow_at}/trickle.jpg&w=300", {},
                 frozenset({504}),
             ),
             Request(
-                "bad", "origin silent", f"/images/?url={at}/silent.jpg&w=300", {}, frozenset({504})
+                "bad", "origin silent", f"/images/?url={slow_at}/silent.jpg&w=300", {},
+                frozenset({504}),
             ),
-        ]
+        ]  # fmt: skip
     bad += [
         Request("bad", "bad option", "/images/photo-a.jpg?w=abc", {}, frozenset({400})),
         Request("bad", "page past the end", "/images/clip.gif?page=99", {}, frozenset({400})),
@@ -644,8 +644,10 @@ def main() -> int:
     root.mkdir()
     logs.mkdir()
     listener = hostile.Listener()
-    origin = Origin(hostile.jpeg(1200, 800, seed=9)) if args.slow_origin else None
-    requests = build_root(root, listener.port, origin.port if origin else None)
+    image = hostile.jpeg(1200, 800, seed=9)
+    origins = (Origin(image), Origin(image)) if args.slow_origin else ()
+    ports = (origins[0].port, origins[1].port) if origins else None
+    requests = build_root(root, listener.port, ports)
     port = free_port()
     print(f"root {root}: {len(list(root.iterdir()))} files; {len(requests)} request kinds")
     code = None if args.live_code else snapshot_code(folder)
@@ -667,12 +669,13 @@ def main() -> int:
         seen = [set(s.workers) for s in samples]
         restarts = len(set().union(*seen) - seen[0]) if seen else 0
         report(tallies, samples, elapsed, logs, listener, restarts)
-        if origin is not None:
-            print(f"connections to the slow origin: {origin.connections}")
+        if origins:
+            counts = f"{origins[0].connections}, {origins[1].connections}"
+            print(f"connections to the good and the slow origin: {counts}")
     finally:
         stop_server(server)
         listener.close()
-        if origin is not None:
+        for origin in origins:
             origin.close()
         if args.keep:
             print(f"kept {folder}")

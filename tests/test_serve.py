@@ -217,9 +217,14 @@ def first_line(sock: socket.socket) -> bytes:
         return sock.makefile("rb").readline().strip()
 
 
-def test_slow_clients_hold_no_thread_and_are_cut_at_their_deadline(tmp_path: Path) -> None:
-    with started(tmp_path, server_request_timeout="3", cache_kind="memory") as server:
+@pytest.mark.parametrize("cache", ["memory", "disk"])  # a disk hit goes out by sendfile
+def test_slow_clients_hold_no_thread_and_are_cut_at_their_deadline(
+    tmp_path: Path, cache: str
+) -> None:
+    settings = {"server_request_timeout": "3", "cache_kind": cache}
+    with started(tmp_path, cache_path=str(tmp_path / "cache"), **settings) as server:
         assert server.get("/images/photo.jpg?w=200")[0] == 200
+        hit = server.get("/images/photo.jpg?w=640&q=95")[2]
         # More dribbling connections than the worker has threads (17), of every kind: a
         # request line without its end, a head announcing a body that never comes, and
         # readers that take no byte of a large answer.
@@ -227,7 +232,9 @@ def test_slow_clients_hold_no_thread_and_are_cut_at_their_deadline(tmp_path: Pat
         bodies = open_slow(
             server.port, b"POST /_pixfit/purge HTTP/1.1\r\nContent-Length: 9999\r\n\r\nab", 30
         )
-        readers = open_slow(server.port, b"GET /images/photo.jpg HTTP/1.1\r\n\r\n" * 20, 30, 4096)
+        readers = open_slow(
+            server.port, b"GET /images/photo.jpg?w=640&q=95 HTTP/1.1\r\n\r\n" * 3, 30, 16384
+        )
         for _ in range(20):  # ordinary requests are answered meanwhile
             status, headers_, body = server.get("/images/photo.jpg?w=200")
             assert status == 200 and headers_["Content-Type"] == "image/jpeg"
@@ -235,14 +242,18 @@ def test_slow_clients_hold_no_thread_and_are_cut_at_their_deadline(tmp_path: Pat
         # The senders get a 408 problem once their deadline passes, and are closed.
         for sock in headers + bodies:
             assert first_line(sock) == b"HTTP/1.1 408 Request Timeout"
-        # The readers still hold their answers: reading now gets them whole.
+        # The readers still hold their answers (cache hits): reading now gets them whole.
         for sock in readers[:3]:
             with sock:
                 sock.settimeout(10)
                 stream = sock.makefile("rb")
-                assert stream.readline().strip() == b"HTTP/1.1 200 OK"
-                while stream.readline().strip():
-                    pass
+                for _ in range(3):
+                    assert stream.readline().strip() == b"HTTP/1.1 200 OK"
+                    length = 0
+                    while line := stream.readline().strip():
+                        name, _, value = line.decode().partition(": ")
+                        length = int(value) if name == "Content-Length" else length
+                    assert stream.read(length) == hit
         for sock in readers[3:]:
             sock.close()
         status, _, metrics = server.get("/metrics")

@@ -72,8 +72,6 @@ def gunicorn_settings(config: Config) -> dict[str, Any]:
         # Connections a worker holds while they send requests or read answers slowly: each
         # costs a socket and its bytes, never a thread.
         "worker_connections": WORKER_CONNECTIONS,
-        # Responses go through the worker's outbox; sendfile would bypass it.
-        "sendfile": False,
         # A worker is only killed if a request outlives the render and fetch deadlines.
         "timeout": int(limits.render_timeout + config.source.fetch_timeout + 10),
         # The master kills workers that are still there this long after SIGTERM.
