@@ -1,54 +1,25 @@
 """The playground page in a real headless Chromium (Debian's, driven by Playwright)."""
 
-import os
-import threading
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Page, sync_playwright
-from werkzeug.serving import make_server
+from playwright.sync_api import Page
 
 from pixfit.config import SAMPLES_DIR, Config
 from pixfit.web import create_app
+from tests.browser import ARTIFACTS, chromium, served
 
-CHROMIUM = Path("/usr/bin/chromium")
-# Without these, Chromium's background requests hit this machine's closed network.
-CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
-]  # fmt: skip
-ARTIFACTS = Path(__file__).parent.parent / "artifacts"
 CLASSES = ["slow-2g", "2g", "3g", "4g", "wifi"]
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail("CI must install Debian's chromium (see .ci/run)", pytrace=False)
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
-    )
-
 
 @pytest.fixture(scope="module")
-def base_url() -> Iterator[str]:
-    server = make_server("127.0.0.1", 0, create_app(Config()), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}"
-    server.shutdown()
-    thread.join(timeout=10)
-
-
-@pytest.fixture(scope="module")
-def page(base_url: str) -> Iterator[Page]:
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+def page() -> Iterator[Page]:
+    with served(create_app(Config())) as base_url, chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         page.goto(base_url + "/")
         page.wait_for_selector('body[data-ready="1"]', timeout=60_000)
         yield page
-        browser.close()
 
 
 def cards(page: Page) -> list[dict[str, str]]:
@@ -92,6 +63,15 @@ def test_every_class_renders_with_true_byte_counts(page: Page) -> None:
     assert shown[-1]["budget"] == "none"
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "playground.png"), full_page=True)
+
+
+def test_your_link_line_shows_what_the_script_measured(page: Page) -> None:
+    page.wait_for_selector("#your-link[data-class]", timeout=30_000)
+    line = page.text_content("#your-link") or ""
+    # Loopback, unthrottled: never classed below the default, and the line says from what.
+    assert page.get_attribute("#your-link", "data-class") == "fast", line
+    assert line.startswith("Your link: 4g or faster"), line
+    assert "navigator.connection says 4g" in line, line
 
 
 def test_changing_the_width_re_renders(page: Page) -> None:

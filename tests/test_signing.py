@@ -34,6 +34,7 @@ def test_any_configured_key_verifies() -> None:
         ("/images/b.jpg", "w=300&bw=3g"),  # another image
         ("/images/a.jpg", "w=300&bw=3g&q=90"),  # an added option
         ("/images/a.jpg", "w=300"),  # a removed option
+        ("/images/a.jpg", "w=300&bw=wifi"),  # a signed bw changed
     ],
 )
 def test_tampering_fails(path: str, query: str) -> None:
@@ -42,6 +43,14 @@ def test_tampering_fails(path: str, query: str) -> None:
     ]
     with pytest.raises(Forbidden):
         verify(KEYS, path, {**dict(parse_qsl(query)), "sig": signature})
+
+
+def test_bw_may_be_added_to_a_signed_url_that_lacks_it() -> None:
+    # What /pixfit.js does in the browser; ECT could pick the same classes.
+    signed = dict(parse_qsl(urlsplit(sign_url("/images/a.jpg?w=300", "old-key")).query))
+    verify(KEYS, "/images/a.jpg", {**signed, "bw": "2g"})
+    with pytest.raises(Forbidden):
+        verify(KEYS, "/images/a.jpg", {**signed, "bw": "2g", "q": "90"})
 
 
 def test_missing_signature_and_unknown_key_fail() -> None:
@@ -66,6 +75,11 @@ def test_signed_urls_through_the_app(tmp_path: Path) -> None:
     assert unsigned.mimetype == "application/problem+json"
     forged = client.get(sign_url("/images/a.jpg?w=16", "old-key").replace("w=16", "w=17"))
     assert forged.status_code == 403
+    classed = client.get(sign_url("/images/a.jpg?w=16", "old-key") + "&bw=2g")
+    assert (classed.status_code, classed.headers["X-Pixfit-Class"]) == (200, "2g")
+    bad_class = client.get(sign_url("/images/a.jpg?w=16", "old-key") + "&bw=5g")
+    assert bad_class.status_code == 400
+    assert "'5g'" in bad_class.get_json()["detail"]
 
 
 def test_sign_command_prints_a_verifiable_url(tmp_path: Path) -> None:

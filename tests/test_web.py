@@ -26,6 +26,7 @@ from werkzeug.test import Client, TestResponse
 import pixfit
 import pixfit.web
 from pixfit.config import Config
+from pixfit.linkscript import link_script
 from pixfit.profiles import DEFAULT_PROFILES, NetworkClass
 from tests.conftest import FAKE_PUBLIC_IP, serving, shown
 
@@ -537,9 +538,29 @@ def test_vary_is_only_save_data_when_every_option_is_explicit(client: FlaskClien
 
 def test_accept_ch_lists_the_hints_pixfit_uses(client: FlaskClient) -> None:
     for url in ("/images/photo.jpg?w=300", "/"):
-        accept_ch = header_set(client.get(url).headers["Accept-CH"])
+        response = client.get(url)
+        accept_ch = header_set(response.headers["Accept-CH"])
         assert {"sec-ch-dpr", "sec-ch-width", "sec-ch-viewport-width"} <= accept_ch
         assert {"ect", "downlink", "rtt", "save-data"} <= accept_ch
+        # Critical-CH beside it: the hints a navigation is retried for.
+        critical = header_set(response.headers["Critical-CH"])
+        assert {"ect", "sec-ch-dpr"} <= critical <= accept_ch
+
+
+def test_the_script_is_served_at_the_root_and_under_the_prefix(client: FlaskClient) -> None:
+    version = link_script().version
+    for url in ("/pixfit.js", "/images/pixfit.js"):
+        plain = client.get(url)
+        assert plain.status_code == 200
+        assert plain.mimetype == "text/javascript"
+        assert plain.headers["Cache-Control"] == "public, max-age=300"
+        assert plain.get_data() == link_script().body
+        versioned = client.get(f"{url}?v={version}")
+        assert versioned.headers["Cache-Control"] == "public, max-age=31536000, immutable"
+        again = client.get(f"{url}?v={version}", headers={"If-None-Match": f'"{version}"'})
+        assert again.status_code == 304
+    # The playground links the versioned URL.
+    assert f"/images/pixfit.js?v={version}" in client.get("/").get_data(as_text=True)
 
 
 @pytest.mark.parametrize(

@@ -17,6 +17,7 @@ from pixfit.registry import OUTPUTS, ImageFormat, OutputFormat
 
 __all__ = [
     "ACCEPT_CH",
+    "CRITICAL_CH",
     "DOWNLINK_CEILINGS",
     "DPR_LADDER",
     "RTT_FLOORS",
@@ -50,6 +51,11 @@ ACCEPT_CH = (
     "RTT",
     "Save-Data",
 )
+# The hints without which a page's first images would be planned differently, for
+# Critical-CH: Chromium then retries a navigation that lacked them, so that even the
+# first image request carries them. (Sec-CH-Width is never sent on a navigation, and
+# Save-Data needs no asking.)
+CRITICAL_CH = ("Sec-CH-DPR", "Sec-CH-Viewport-Width", "ECT", "Downlink", "RTT")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from pixfit import metrics
 from pixfit.cache import Cache, DiskCache, StoredVariant, cache_key, make_cache
 from pixfit.config import Config, SourceStore
 from pixfit.errors import Overloaded, PixfitError
-from pixfit.hints import ACCEPT_CH, ClientHints
+from pixfit.hints import ACCEPT_CH, CRITICAL_CH, ClientHints
 from pixfit.limiter import RenderSlots
 from pixfit.masters import Masters
 from pixfit.options import check_allowlists, parse_options
@@ -410,6 +410,7 @@ class ImageService:
             ("Cache-Control", self.config.server.cache_control),
             ("Vary", ", ".join(planned.vary)),
             ("Accept-CH", ", ".join(ACCEPT_CH)),
+            ("Critical-CH", ", ".join(CRITICAL_CH)),
         ]
         return tuple(headers)
 

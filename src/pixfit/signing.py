@@ -2,7 +2,10 @@
 
 Only the URL is signed. Client-hint headers (DPR, Width, ECT, Save-Data) still change
 the answer, but they are snapped to small ladders before use, so an attacker who replays
-a signed URL with other headers can only reach a bounded set of variants.
+a signed URL with other headers can only reach a bounded set of variants. For the same
+reason `bw` may be added to a signed URL that does not name it: /pixfit.js writes it in
+the browser, and it reaches no variant the ECT header could not. A URL signed with `bw`
+keeps it: changing or removing it breaks the signature.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from pixfit.errors import Forbidden
 
 __all__ = [
+    "ADDABLE_KEY",
     "SIGNATURE_KEY",
     "canonical",
     "sign_url",
@@ -24,6 +28,8 @@ __all__ = [
 ]
 
 SIGNATURE_KEY = "sig"
+# The option a client may add to a signed URL that lacks it (see above).
+ADDABLE_KEY = "bw"
 
 
 def canonical(path: str, args: Mapping[str, str]) -> bytes:
@@ -43,8 +49,13 @@ def verify(keys: Sequence[str], path: str, args: Mapping[str, str]) -> None:
     given = args.get(SIGNATURE_KEY)
     if not given:
         raise Forbidden("Expected a sig parameter: this server only serves signed URLs")
+    forms = [args]
+    if ADDABLE_KEY in args:
+        forms.append({k: v for k, v in args.items() if k != ADDABLE_KEY})
     # Compare every key in constant time, so timing reveals neither the key nor which matched.
-    matches = [hmac.compare_digest(given, signature(key, path, args)) for key in keys]
+    matches = [
+        hmac.compare_digest(given, signature(key, path, form)) for key in keys for form in forms
+    ]
     if not any(matches):
         raise Forbidden("Expected a valid sig for this path and query")
 

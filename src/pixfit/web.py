@@ -18,11 +18,12 @@ from werkzeug.exceptions import HTTPException
 
 from pixfit import metrics
 from pixfit.config import Config, SourceStore
-from pixfit.embed import image_url, srcset
+from pixfit.embed import template_helpers
 from pixfit.errors import BadOption, PixfitError
 from pixfit.fastpath import FastPath, record_access
-from pixfit.hints import ACCEPT_CH
+from pixfit.hints import ACCEPT_CH, CRITICAL_CH
 from pixfit.limiter import RENDERED_ENVIRON_KEY
+from pixfit.linkscript import SCRIPT_NAME, link_script
 from pixfit.logs import APP_LOGGER, configure_logging
 from pixfit.playground import page
 from pixfit.rendering import configure, limit_malloc_arenas
@@ -68,6 +69,8 @@ def create_app(config: Config | None = None, *, prefix: str | None = None) -> Fl
     if prefix and config.source.kind == SourceStore.LOCAL:  # the playground lists files
         files = LocalSource(config.source.root, config.source.max_source_bytes)
         app.add_url_rule("/", "home", lambda: _home(files))
+    if prefix:  # DESIGN's address of the script; the blueprint serves it under its mount too
+        app.add_url_rule(f"/{SCRIPT_NAME}", "script", _script)
     app.register_error_handler(HTTPException, _http_problem)
     return app
 
@@ -94,6 +97,7 @@ def blueprint(config: Config | None = None, *, service: ImageService | None = No
     pixfit.add_url_rule(
         "/", "index", lambda: from_url("") if "url" in request.args else _home(files)
     )
+    pixfit.add_url_rule(f"/{SCRIPT_NAME}", "script", _script)
     # merge_slashes=False: `/images//etc/passwd` and `/images/%2fetc%2fpasswd` reach the
     # source, which refuses empty segments with a problem, not werkzeug's HTML redirect.
     pixfit.add_url_rule(
@@ -104,19 +108,17 @@ def blueprint(config: Config | None = None, *, service: ImageService | None = No
     pixfit.register_error_handler(Exception, _internal_error)
     pixfit.after_request(_log_access)
 
-    # Templates of the host app can write {{ pixfit_url("a.jpg", w=400) }} and
-    # {{ pixfit_srcset("a.jpg", widths=[320, 640]) }}; the prefix is wherever this
-    # blueprint is mounted, and URLs are signed when keys are configured.
+    # Templates of the host app can write {{ pixfit_url("a.jpg", w=400) }},
+    # {{ pixfit_srcset("a.jpg", widths=[320, 640]) }} and {{ pixfit_script() }}; the
+    # prefix is wherever this blueprint is mounted, and URLs are signed when keys are
+    # configured.
     @pixfit.record
     def _template_helpers(state: BlueprintSetupState) -> None:
         state.app.extensions["pixfit"] = service
         prefix = state.url_prefix or ""
-        state.app.add_template_global(
-            partial(image_url, config=config, prefix=prefix), "pixfit_url"
-        )
-        state.app.add_template_global(
-            partial(srcset, config=config, prefix=prefix), "pixfit_srcset"
-        )
+        script_url = f"{prefix}/{SCRIPT_NAME}?v={link_script().version}"
+        for name, helper in template_helpers(config, prefix, script_url).items():
+            state.app.add_template_global(helper, name)
 
     return pixfit
 
@@ -233,6 +235,19 @@ def _metrics() -> Response:
 def _home(files: LocalSource) -> Response:
     """The playground: every sample rendered for every network class, side by side."""
     prefix = url_for("pixfit.index").rstrip("/")
-    response = Response(render_template("playground.html", **page(files, prefix)))
+    response = Response(
+        render_template(
+            "playground.html", script_version=link_script().version, **page(files, prefix)
+        )
+    )
     response.headers["Accept-CH"] = ", ".join(ACCEPT_CH)
+    response.headers["Critical-CH"] = ", ".join(CRITICAL_CH)
+    return response
+
+
+def _script() -> Response:
+    """/pixfit.js: a year's caching under its versioned URL, five minutes under others."""
+    script = link_script()
+    response = Response(script.body, headers=script.headers(request.args.get("v")))
+    response.make_conditional(request)  # a 304 for a matching If-None-Match
     return response

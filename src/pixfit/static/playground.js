@@ -91,5 +91,25 @@ async function renderAll() {
   if (generation === currentGeneration) document.body.dataset.ready = String(generation);
 }
 
+// "Your link": the class /pixfit.js measured for this browser, and from what.
+function showLink() {
+  const link = window.pixfit;
+  if (!link) return;
+  const how = [];
+  if (link.kbps >= 1e6) how.push("resources arrived faster than the timers can tell");
+  else if (link.kbps) how.push(`the fastest resource came at ${Math.round(link.kbps)} kbps`);
+  else how.push("no resource here was large enough to time");
+  if (link.rtt) how.push(`a TCP handshake took ${link.rtt.toFixed(1)} ms`);
+  how.push(link.conn ? `navigator.connection says ${link.conn}` : "no navigator.connection");
+  const verdict = link.cls
+    ? `${link.cls}: images written for the script get bw=${link.cls}`
+    : "4g or faster: the script adds no bw=, so your hints or the server's default decide";
+  const line = document.getElementById("your-link");
+  line.textContent = `Your link: ${verdict} (${how.join("; ")}).`;
+  line.dataset.class = link.cls || "fast";
+}
+
+document.addEventListener("pixfit", showLink);
+showLink();
 form.addEventListener("change", renderAll);
 if (form.elements.image.value) renderAll();
