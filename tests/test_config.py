@@ -66,6 +66,10 @@ def test_toml_then_environment(tmp_path: Path) -> None:
             lambda c: c.cache.kind == CacheKind.REDIS and c.cache.url == "unix:///run/redis.sock",
         ),
         ({"HOME": "/root"}, lambda c: c == Config()),
+        (
+            {"PIXFIT_SERVER_MEASURE_RTT": "on", "PIXFIT_SERVER_TRUSTED_PROXIES": "10.0.0.7, ::1"},
+            lambda c: c.server.measure_rtt and c.server.trusted_proxies == ("10.0.0.7", "::1"),
+        ),
     ],
 )
 def test_environment_variables(environ: dict[str, str], check) -> None:  # type: ignore[no-untyped-def]
@@ -94,6 +98,12 @@ def test_environment_variables(environ: dict[str, str], check) -> None:  # type:
         ({"PIXFIT_LIMITS_MAX_PIXELS": "-1"}, "non-negative"),
         ({"PIXFIT_SERVER_PREFIX": "images/"}, "server.prefix must start with /"),
         ({"PIXFIT_LOG_LEVEL": "loud"}, "log.level"),
+        (
+            {"PIXFIT_SERVER_TRUSTED_PROXIES": "10.0.0.7,nginx.local"},
+            r"server\.trusted_proxies: expected an IP address or network, got 'nginx\.local'",
+        ),
+        ({"PIXFIT_SERVER_RTT_HEADER": "X Client RTT"}, r"server\.rtt_header must be an HTTP"),
+        ({"PIXFIT_SERVER_MEASURE_RTT": "sometimes"}, "server.measure_rtt must be true or false"),
         ({"PIXFIT_CONFIG": "/nonexistent/pixfit.toml"}, "cannot read config file"),
     ],
 )

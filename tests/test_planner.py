@@ -222,7 +222,7 @@ def test_key_changes_with_every_field_not_excluded(field: str) -> None:
     if field == "passthrough":
         assert dataclasses.replace(base, passthrough=True).key == "original"
     elif field in NOT_IN_KEY:
-        other = {"dpr": 3.0, "vary": ()}[field]
+        other = {"dpr": 3.0, "vary": (), "measured_rtt": 1500.0}[field]
         assert dataclasses.replace(base, **{field: other}).key == base.key
     else:
         assert getattr(base, field) != _OTHER_VALUES[field]

@@ -22,6 +22,7 @@ from typing import Any
 from pixfit.errors import BadOption
 from pixfit.options import ALIASES, OPTIONS, PRESET, Presets, parse_options
 from pixfit.profiles import DEFAULT_PROFILES, NetworkClass, Profile
+from pixfit.rtt import parse_networks
 
 __all__ = [
     "SAMPLES_DIR",
@@ -41,6 +42,8 @@ __all__ = [
 SAMPLES_DIR = Path(__file__).parent / "samples"
 ENV_PREFIX = "PIXFIT_"
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+# An HTTP header name (RFC 9110's token), and no underscore: WSGI folds "_" into "-".
+_HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^`|~-]+")
 
 
 class ConfigError(ValueError):
@@ -93,6 +96,16 @@ class ServerConfig:
     request_timeout: float = 10.0
     # Seconds a client reading an answer may take no bytes at all before it is dropped.
     send_timeout: float = 30.0
+    # Class requests that carry neither `bw` nor a network hint (Firefox, Safari) by their
+    # round-trip time: the kernel's smoothed RTT of the client's socket (TCP_INFO, Linux),
+    # or `rtt_header` from `trusted_proxies`. Such answers are sent `private`.
+    measure_rtt: bool = False
+    # The header a proxy in front sets to the client's RTT in microseconds (nginx:
+    # `proxy_set_header X-Client-RTT $tcpinfo_rtt;`); read only from `trusted_proxies`.
+    rtt_header: str = "X-Client-RTT"
+    # Addresses or networks (10.0.0.0/8) of the proxies whose `rtt_header` is believed.
+    # From them the socket is not measured: its RTT is the proxy's.
+    trusted_proxies: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -450,6 +463,14 @@ def _checked(config: Config) -> Config:
         raise ConfigError(
             f"server.prefix must start with / and not end with one, got {config.server.prefix!r}"
         )
+    if not _HEADER_NAME.fullmatch(config.server.rtt_header):
+        raise ConfigError(
+            f"server.rtt_header must be an HTTP header name, got {config.server.rtt_header!r}"
+        )
+    try:
+        parse_networks(config.server.trusted_proxies)
+    except ValueError as error:
+        raise ConfigError(f"server.trusted_proxies: {error}") from None
     if config.limits.max_concurrent < 1:
         raise ConfigError("limits.max_concurrent must be at least 1")
     if min(config.limits.max_output_edge, config.limits.max_pixels) < 1:

@@ -24,6 +24,7 @@ __all__ = [
     "WIDTH_LADDER",
     "ClientHints",
     "choose_class",
+    "rtt_class",
     "vary_headers",
 ]
 
@@ -185,5 +186,14 @@ def _network(ect: str | None, downlink: float | None, rtt: float | None) -> Netw
             (c for ceiling, c in DOWNLINK_CEILINGS if downlink <= ceiling), NetworkClass.FOUR_G
         )
     if rtt is not None and rtt >= 0:
-        return next((c for floor, c in RTT_FLOORS if rtt >= floor), NetworkClass.FOUR_G)
+        return rtt_class(rtt) or NetworkClass.FOUR_G
     return None
+
+
+def rtt_class(rtt_ms: float) -> NetworkClass | None:
+    """The class a round trip (ms) shows by the ECT thresholds; None when under 3g's floor.
+
+    None rather than 4g: a short round trip cannot tell 4g from wifi, so a measured one
+    leaves the default class standing (the RTT hint, like ECT, says 4g at most).
+    """
+    return next((c for floor, c in RTT_FLOORS if rtt_ms >= floor), None)

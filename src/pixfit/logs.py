@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TYPE_CHECKING
 
-from pixfit.config import LogConfig
+if TYPE_CHECKING:  # config validates addresses with rtt.py, which logs here
+    from pixfit.config import LogConfig
 
 __all__ = [
     "ACCESS_LOGGER",

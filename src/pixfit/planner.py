@@ -68,6 +68,10 @@ class Plan:
     sharpen: float | None = None
     # Search every width, format and quality (offline pre-rendering), not the fast path.
     exhaustive: bool = False
+    # The client's round trip in ms as the server measured it, when that chose the class
+    # (no `bw`, no network hint, `server.measure_rtt` on): the answer then depends on
+    # something not in the request, so shared caches must not store it. None otherwise.
+    measured_rtt: float | None = None
 
     @property
     def key(self) -> str:
@@ -82,6 +86,7 @@ NOT_IN_KEY = frozenset(
         "passthrough",  # a passthrough plan's key is "original", whatever else it holds
         "dpr",  # already multiplied into the box and the caps; nothing renders by it
         "vary",  # the Vary header, which is written from each request's own plan
+        "measured_rtt",  # the class it chose is in the key; the value changes no byte
     }
 )
 _KEY_FIELDS = tuple(field.name for field in fields(Plan) if field.name not in NOT_IN_KEY)

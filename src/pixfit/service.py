@@ -26,7 +26,7 @@ from pixfit import metrics
 from pixfit.cache import Cache, DiskCache, StoredVariant, cache_key, make_cache
 from pixfit.config import Config, SourceStore
 from pixfit.errors import Overloaded, PixfitError
-from pixfit.hints import ACCEPT_CH, CRITICAL_CH, ClientHints
+from pixfit.hints import ACCEPT_CH, CRITICAL_CH, ClientHints, rtt_class
 from pixfit.limiter import RenderSlots
 from pixfit.masters import Masters
 from pixfit.options import check_allowlists, parse_options
@@ -43,6 +43,7 @@ __all__ = [
     "SourceKind",
     "Sources",
     "path_source",
+    "private",
     "problem",
     "problem_response",
     "source_tag",
@@ -76,6 +77,9 @@ class ImageRequest:
     headers: Mapping[str, str]
     # The URL path as the client sent it, mount point included: what a signature covers.
     signed_path: str = ""
+    # The client's round trip in ms as the server measured it (TCP_INFO, or a trusted
+    # proxy's header; see rtt.py); None when not measured or unknown.
+    rtt_ms: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -300,9 +304,18 @@ class ImageService:
         if security.signing_keys:
             verify(security.signing_keys, request.signed_path, request.query)
         hints = ClientHints.from_headers(request.headers)
-        return self._planned(tuple(request.query.items()), hints)
+        query = tuple(request.query.items())
+        rtt = request.rtt_ms if self.config.server.measure_rtt else None
+        if rtt is None or hints.network is not None:
+            return self._planned(query, hints)
+        # A round trip is no memo key: such a plan is made afresh (only hint-less
+        # requests with the measurement on, and only the options are parsed again).
+        return self._plan_uncached(query, hints, rtt)
 
-    def _plan_uncached(self, query: tuple[tuple[str, str], ...], hints: ClientHints) -> Plan:
+    def _plan_uncached(
+        self, query: tuple[tuple[str, str], ...], hints: ClientHints, rtt: float | None = None
+    ) -> Plan:
+        """The plan; `rtt`, the client's measured round trip, classes it when nothing else does."""
         security = self.config.security
         options = parse_options(
             dict(query),
@@ -313,7 +326,12 @@ class ImageService:
             presets_only=security.presets_only,
         )
         check_allowlists(options, security.allowed_widths, security.allowed_qualities)
-        return plan(options, hints, self.config)
+        if rtt is None or options.network is not None:
+            return plan(options, hints, self.config)
+        # Only a slow round trip changes the class; a fast one leaves the default. Either
+        # way the answer came from the measurement, which the plan records.
+        measured = plan(options, replace(hints, network=rtt_class(rtt)), self.config)
+        return replace(measured, measured_rtt=rtt)
 
     def _render(
         self,
@@ -386,6 +404,8 @@ class ImageService:
 
     def _image(self, variant: StoredVariant, planned: Plan, timing: str) -> ImageResponse:
         quality = "original" if variant.quality is None else str(variant.quality)
+        if planned.measured_rtt is not None:
+            timing += f', rtt;dur={planned.measured_rtt:.1f};desc="measured round trip"'
         headers = (
             *self._validators(variant.etag, variant.modified, planned),
             ("Server-Timing", timing),
@@ -406,8 +426,11 @@ class ImageService:
         headers = [("ETag", quote_etag(etag))]
         if modified is not None:
             headers.append(("Last-Modified", http_date(modified)))
+        cache_control = self.config.server.cache_control
+        if planned.measured_rtt is not None:
+            cache_control = private(cache_control)
         headers += [
-            ("Cache-Control", self.config.server.cache_control),
+            ("Cache-Control", cache_control),
             ("Vary", ", ".join(planned.vary)),
             ("Accept-CH", ", ".join(ACCEPT_CH)),
             ("Critical-CH", ", ".join(CRITICAL_CH)),
@@ -428,6 +451,22 @@ def path_source(config: Config) -> Source:
 def source_tag(kind: SourceKind, ref: str) -> str:
     """What the cache keys of every variant of one source start with (see cache.py)."""
     return hashlib.sha256(f"{kind}:{ref}".encode()).hexdigest()[:16]
+
+
+def private(cache_control: str) -> str:
+    """`cache_control` for the browser's cache alone: `private`, without `public`/`s-maxage`.
+
+    For answers classed by the server's own RTT measurement: a shared cache would hand
+    one client's class to the next. (A redirect to the URL with `bw=` would keep them
+    shareable, but it costs a round trip, on the very links that are slowest.)
+    """
+    kept = [
+        part.strip()
+        for part in cache_control.split(",")
+        if part.strip()
+        and part.strip().lower().split("=")[0] not in ("public", "private", "s-maxage")
+    ]
+    return ", ".join(["private", *kept])
 
 
 def variant_etag(stamp: SourceStamp, planned: Plan) -> str:
