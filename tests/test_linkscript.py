@@ -13,6 +13,7 @@ import importlib.util
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.sync_api import Browser, BrowserContext, Page, Response, Route
@@ -27,8 +28,11 @@ IMAGES_ON_PAGE = 4
 # "Regular 2G" (300 ms, 250 kbps) would be 3g by them.
 TWO_G = {"offline": False, "latency": 800, "downloadThroughput": 8000, "uploadThroughput": 8000}
 # Every header a browser sends only after Accept-CH, plus Save-Data: what Firefox and
-# Safari never send.
+# Safari never send. The route handler strips them all, but Chromium adds the Sec-CH-*
+# ones (DPR, widths, UA) after the route stage, so those still reach the server; they
+# change sizes, never the class. The network hints, which decide the class, do not.
 HINT_HEADERS = ("ect", "rtt", "downlink", "save-data", "dpr", "width", "viewport-width")
+NETWORK_HINTS = ("ect", "rtt", "downlink", "save-data")
 HIDE_CONNECTION = (
     "Object.defineProperty(Navigator.prototype, 'connection', {get: () => undefined});"
 )
@@ -46,6 +50,29 @@ def test_the_script_is_small_and_cached_for_a_year_under_its_versioned_url() -> 
     assert "immutable" not in script.headers(None)["Cache-Control"]
 
 
+# What the server received: (path, the hint headers among the request's), in order.
+Received = list[tuple[str, dict[str, str]]]
+RECEIVED: Received = []
+
+
+def recording(app: Any) -> Any:
+    """`app`, noting the hint headers of every request it gets in RECEIVED."""
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        hints = {
+            key[5:].lower().replace("_", "-"): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+            and (
+                key[5:].lower().replace("_", "-") in HINT_HEADERS or key.startswith("HTTP_SEC_CH_")
+            )
+        }
+        RECEIVED.append((environ["PATH_INFO"], hints))
+        return app(environ, start_response)
+
+    return wsgi
+
+
 @pytest.fixture(scope="module")
 def site() -> Iterator[str]:
     """The example site, with a memory cache so that reloads do not re-render."""
@@ -55,7 +82,7 @@ def site() -> Iterator[str]:
         assert spec and spec.loader
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    with served(module.app) as base_url:
+    with served(recording(module.app)) as base_url:
         yield base_url + "/"
 
 
@@ -78,6 +105,14 @@ class Visit:
 
     images: list[tuple[str, str]]
     link: dict[str, object]
+    # What the server received: (path, hint headers).
+    received: Received
+
+    @property
+    def hintless(self) -> bool:
+        """Whether the server saw no network hint at all (the route handler's work)."""
+        sent = [name for _, hints in self.received for name in hints if name in NETWORK_HINTS]
+        return bool(self.received) and not sent
 
 
 def hintless_context(browser: Browser, *, javascript: bool = True) -> BrowserContext:
@@ -98,6 +133,7 @@ def visit(page: Page, url: str, shot: Path) -> Visit:
             images.append((response.url, response.headers.get("x-pixfit-class", "")))
 
     page.on("response", record)
+    RECEIVED.clear()
     page.goto(url)
     page.wait_for_function(
         "n => [...document.images].filter(i => i.complete && i.naturalWidth > 0).length >= n",
@@ -106,7 +142,7 @@ def visit(page: Page, url: str, shot: Path) -> Visit:
     )
     page.remove_listener("response", record)
     page.screenshot(path=str(shot), full_page=True)
-    return Visit(images, page.evaluate("window.pixfit || {}"))
+    return Visit(images, page.evaluate("window.pixfit || {}"), list(RECEIVED))
 
 
 def shot_path(name: str) -> Path:
@@ -126,6 +162,7 @@ def test_a_throttled_hintless_browser_gets_2g_or_slower_images(browser: Browser,
     finally:
         context.close()
     assert len(first.images) == IMAGES_ON_PAGE, first
+    assert first.hintless and again.hintless, (first.received, again.received)
     for url, network in first.images[1:] + again.images:
         assert network in SLOW, (url, network, first.link)
         assert "bw=" in url
@@ -140,6 +177,7 @@ def test_an_unthrottled_hintless_browser_is_never_classed_slow(browser: Browser,
         finally:
             context.close()
         assert len(seen.images) == IMAGES_ON_PAGE, seen
+        assert seen.hintless, seen.received
         misclassified += [
             (load, url, network, seen.link) for url, network in seen.images if network != "wifi"
         ]
@@ -162,3 +200,19 @@ def test_images_load_without_javascript_and_when_the_script_fails(
     finally:
         context.close()
     assert [network for _, network in seen.images] == ["wifi"] * IMAGES_ON_PAGE
+
+
+def test_critical_ch_brings_chromiums_hints_to_the_first_image(browser: Browser, site: str) -> None:
+    """A Chromium that may send hints: Critical-CH retries the first navigation with them."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    try:
+        seen = visit(context.new_page(), site, shot_path("chromium-with-hints"))
+    finally:
+        context.close()
+    received = seen.received
+    documents = [hints for path, hints in received if path == "/"]
+    images = [hints for path, hints in received if path.startswith("/media/") and ".js" not in path]
+    # The first request went out bare; the retry, and so every image, carried the hints.
+    assert len(documents) == 2 and "ect" not in documents[0] and "ect" in documents[1], received
+    assert len(images) == IMAGES_ON_PAGE
+    assert all("ect" in hints and "sec-ch-dpr" in hints for hints in images), received
