@@ -12,7 +12,14 @@ from pixfit.config import Config
 from pixfit.errors import BadOption, NotFound, Overloaded
 from pixfit.limiter import RenderSlots
 from pixfit.remote import UrlSource
-from pixfit.service import ImageRequest, ImageResponse, ImageService, SourceKind, Sources
+from pixfit.service import (
+    ImageRequest,
+    ImageResponse,
+    ImageService,
+    SourceKind,
+    Sources,
+    private,
+)
 from pixfit.sources import LocalSource
 from tests.conftest import decoded, photo
 
@@ -85,3 +92,52 @@ def test_refusals_are_pixfit_errors(
 ) -> None:
     with pytest.raises(error):
         service.handle(ImageRequest(SourceKind.PATH, ref, query, {}))
+
+
+def test_a_measured_round_trip_classes_a_hintless_request_privately(
+    service: ImageService,
+) -> None:
+    def measured(rtt_ms: float, query: dict[str, str], **headers: str) -> ImageResponse:
+        request = ImageRequest(SourceKind.PATH, "a.jpg", query, headers, rtt_ms=rtt_ms)
+        return service.handle(request)
+
+    # Off by default: the measurement is not even looked at.
+    off = measured(1500.0, {"w": "200"})
+    assert (header(off, "X-Pixfit-Class"), header(off, "Cache-Control")) == (
+        "wifi",
+        "public, max-age=86400",
+    )
+    service.config = service.config.merged({"server": {"measure_rtt": True}})
+    for _ in range(2):  # a render, then a hit: both private
+        slow = measured(1500.0, {"w": "200"})
+        assert header(slow, "X-Pixfit-Class") == "2g"
+        assert header(slow, "Cache-Control") == "private, max-age=86400"
+        assert "rtt;dur=1500.0" in header(slow, "Server-Timing")
+    revalidated = measured(1500.0, {"w": "200"}, **{"If-None-Match": header(slow, "ETag")})
+    assert revalidated.status == 304
+    assert header(revalidated, "Cache-Control") == "private, max-age=86400"
+    fast = measured(20.0, {"w": "200"})
+    assert (header(fast, "X-Pixfit-Class"), header(fast, "Cache-Control")) == (
+        "wifi",
+        "private, max-age=86400",
+    )
+    hinted = measured(1500.0, {"w": "200"}, ECT="3g")
+    assert (header(hinted, "X-Pixfit-Class"), header(hinted, "Cache-Control")) == (
+        "3g",
+        "public, max-age=86400",
+    )
+
+
+@pytest.mark.parametrize(
+    ("configured", "sent"),
+    [
+        ("public, max-age=86400", "private, max-age=86400"),
+        ("max-age=600, s-maxage=86400, public", "private, max-age=600"),
+        ("private, no-cache", "private, no-cache"),
+        ("no-store", "private, no-store"),
+    ],
+)
+def test_private_keeps_the_browsers_rules_and_drops_the_shared_ones(
+    configured: str, sent: str
+) -> None:
+    assert private(configured) == sent
