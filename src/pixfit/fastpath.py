@@ -98,6 +98,7 @@ class FastPath:
             query=query,
             headers=dict(_headers(environ)),
             signed_path=_decoded(environ.get("SCRIPT_NAME", "")) + path,
+            rtt_ms=self.service.rtt_ms(environ),
         )
 
     def _send(

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from werkzeug.datastructures import ETags
 from werkzeug.http import http_date, parse_etags, quote_etag
@@ -33,6 +33,7 @@ from pixfit.options import check_allowlists, parse_options
 from pixfit.planner import Plan, plan
 from pixfit.profiles import NetworkClass
 from pixfit.remote import UrlSource
+from pixfit.rtt import RttMeter
 from pixfit.signing import verify
 from pixfit.sources import LocalSource, Source, SourceImage, SourceStamp
 
@@ -152,6 +153,10 @@ class ImageService:
         # Plans by query and hints: a pure function of them and the config, and every hit
         # and 304 needs one. Refused queries raise, so they are never stored.
         self._planned = functools.lru_cache(maxsize=4096)(self._plan_uncached)
+        server = config.server
+        self._rtt_meter = (
+            RttMeter(server.rtt_header, server.trusted_proxies) if server.measure_rtt else None
+        )
 
     @classmethod
     def from_config(cls, config: Config) -> ImageService:
@@ -175,6 +180,11 @@ class ImageService:
             ),
             masters=Masters(config.cache.master_bytes, config.cache.master_edge),
         )
+
+    def rtt_ms(self, environ: Mapping[str, Any]) -> float | None:
+        """The client's round trip read from a WSGI environ (see rtt.py), for the front ends
+        to put in `ImageRequest.rtt_ms`; None while `server.measure_rtt` is off, or unknown."""
+        return self._rtt_meter.rtt_ms(environ) if self._rtt_meter else None
 
     def handle(self, request: ImageRequest) -> ImageResponse:
         """The answer to `request`; raises a `PixfitError` for anything it refuses."""

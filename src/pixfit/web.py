@@ -27,7 +27,6 @@ from pixfit.linkscript import SCRIPT_NAME, link_script
 from pixfit.logs import APP_LOGGER, configure_logging
 from pixfit.playground import page
 from pixfit.rendering import configure, limit_malloc_arenas
-from pixfit.rtt import RttMeter
 from pixfit.service import (
     ImageRequest,
     ImageResponse,
@@ -94,9 +93,7 @@ def blueprint(config: Config | None = None, *, service: ImageService | None = No
         static_url_path="/_static",
     )
     files = LocalSource(config.source.root, config.source.max_source_bytes)
-    server = config.server
-    meter = RttMeter(server.rtt_header, server.trusted_proxies) if server.measure_rtt else None
-    from_url = _image_route(service, SourceKind.URL, meter)
+    from_url = _image_route(service, SourceKind.URL)
     pixfit.add_url_rule(
         "/", "index", lambda: from_url("") if "url" in request.args else _home(files)
     )
@@ -106,7 +103,7 @@ def blueprint(config: Config | None = None, *, service: ImageService | None = No
     pixfit.add_url_rule(
         "/<path:path>",
         "image",
-        _image_route(service, SourceKind.PATH, meter),
+        _image_route(service, SourceKind.PATH),
         merge_slashes=False,
     )
     pixfit.register_error_handler(PixfitError, _problem)
@@ -129,9 +126,7 @@ def blueprint(config: Config | None = None, *, service: ImageService | None = No
     return pixfit
 
 
-def _image_route(
-    service: ImageService, kind: SourceKind, meter: RttMeter | None
-) -> Callable[[str], Response]:
+def _image_route(service: ImageService, kind: SourceKind) -> Callable[[str], Response]:
     """A view that hands the request to the serving core and adapts its answer."""
 
     def view(path: str) -> Response:
@@ -142,7 +137,7 @@ def _image_route(
                 query=_single_values(),
                 headers=dict(request.headers),
                 signed_path=request.script_root + request.path,
-                rtt_ms=meter.rtt_ms(request.environ) if meter else None,
+                rtt_ms=service.rtt_ms(request.environ),
             )
         )
         g.pixfit_class = answer.network
