@@ -31,7 +31,7 @@ import pytest
 import pyvips
 
 import pixfit
-from tests.conftest import shown
+from tests.conftest import require_tool, shown
 
 EXPRESS = Path(sys.prefix) / "bin" / "mod_wsgi-express"
 DEPLOY_CONF = Path(__file__).parent.parent / "deploy" / "apache-pixfit.conf"
@@ -153,7 +153,7 @@ def _apache(*, xsendfile: bool) -> Iterator[Apache]:
     if not EXPRESS.exists():
         if shutil.which("apxs") or Path("/usr/bin/apxs").exists():
             pytest.fail(f"apxs is installed but {EXPRESS} is missing: run `make test`")
-        pytest.skip("Apache dev files (apxs) missing, so mod_wsgi is not installed")
+        require_tool("apxs (Apache's dev files, to build mod_wsgi)", present=False)
     if IS_ROOT:
         # Apache refuses to serve as root, so the app runs as www-data, which must reach
         # the Python, the venv and the source tree (an editable install) to import pixfit.

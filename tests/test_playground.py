@@ -1,6 +1,5 @@
 """The playground page in a real headless Chromium (Debian's, driven by Playwright)."""
 
-import os
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -12,6 +11,7 @@ from werkzeug.serving import make_server
 
 from pixfit.config import SAMPLES_DIR, Config
 from pixfit.web import create_app
+from tests.conftest import require_tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without these, Chromium's background requests hit this machine's closed network.
@@ -22,12 +22,7 @@ CHROMIUM_ARGS = [
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
 CLASSES = ["slow-2g", "2g", "3g", "4g", "wifi"]
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail("CI must install Debian's chromium (see .ci/run)", pytrace=False)
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
-    )
+require_tool("chromium", CHROMIUM.exists(), module=True)
 
 
 @pytest.fixture(scope="module")
