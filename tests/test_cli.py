@@ -1,16 +1,20 @@
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
 import pytest
 import pyvips
 
+from pixfit.batch import is_image
+from pixfit.cache import DiskCache, make_cache
 from pixfit.cli import add_option_flags, option_args
-from pixfit.config import SAMPLES_DIR
+from pixfit.config import SAMPLES_DIR, Config
 from pixfit.options import ALIASES, OPTIONS, Options, parse_options
 from pixfit.profiles import NetworkClass
 from pixfit.registry import OutputFormat
@@ -258,3 +262,47 @@ def test_help_shows_each_flag_with_its_values() -> None:
     assert "VALUE" not in text
     assert "--fit FIT" in text and "inside, cover, contain, fill or outside" in text
     assert "extension chooses the format" in text
+
+
+def test_config_prints_the_cache_folder_really_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for env in ({"TMPDIR": str(tmp_path)}, {"TMPDIR": str(tmp_path), "PIXFIT_CACHE_PATH": ""}):
+        result = pixfit("config", env=env)
+        assert result.returncode == 0, result.stderr
+        printed = tomllib.loads(result.stdout.decode())
+        assert printed["cache"]["path"] == str(tmp_path / "pixfit-cache")
+    # ...and that is where a disk cache made from the default configuration lives.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    config = Config.load({"PIXFIT_CACHE_KIND": "disk"})
+    cache = make_cache(config.cache)
+    assert isinstance(cache, DiskCache) and cache.path == tmp_path / "pixfit-cache"
+    assert cache.path.is_dir()
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_readme_names_every_bundled_sample() -> None:
+    text = README.read_text()
+    listed = re.findall(r"^\| `([\w.]+)` \| \d+ x \d+ \|", text, flags=re.MULTILINE)
+    images = sorted(path.name for path in SAMPLES_DIR.iterdir() if is_image(path))
+    assert sorted(listed) == images
+    assert "src/pixfit/samples/" in text
+
+
+def test_readme_quick_start_commands_run(tmp_path: Path) -> None:
+    text = README.read_text()
+    block = text.split("or from the checkout:\n\n```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.strip()]
+    assert len(commands) == 2
+    root = Path(__file__).parent.parent
+    for command in commands:
+        words = shlex.split(command.replace("/tmp/", f"{tmp_path}/"))
+        assert words[0] == ".venv/bin/pixfit"
+        args = [str(root / word) if word.startswith("src/") else word for word in words[1:]]
+        result = pixfit(*args)
+        assert result.returncode == 0, (command, result.stderr)
+    image = pyvips.Image.new_from_file(str(tmp_path / "landscape.webp"))
+    assert (image.width, image.get("vips-loader")) == (800, "webpload")
+    assert (tmp_path / "variants" / "wide" / "format-webp_w-320.webp").exists()

@@ -10,6 +10,7 @@ import dataclasses
 import importlib.util
 import os
 import re
+import tempfile
 import tomllib
 import types
 import typing
@@ -35,12 +36,18 @@ __all__ = [
     "ServerConfig",
     "SourceConfig",
     "SourceStore",
+    "default_cache_path",
     "env_overrides",
 ]
 
 SAMPLES_DIR = Path(__file__).parent / "samples"
 ENV_PREFIX = "PIXFIT_"
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+def default_cache_path() -> str:
+    """The disk cache's folder when `cache.path` is not set: pixfit-cache in the temp dir."""
+    return os.path.join(tempfile.gettempdir(), "pixfit-cache")
 
 
 class ConfigError(ValueError):
@@ -166,8 +173,9 @@ class CacheConfig:
     """The result cache."""
 
     kind: CacheKind = CacheKind.NONE
-    # Directory of the disk cache; empty means a folder under the system temp dir.
-    path: str = ""
+    # Directory of the disk cache; by default pixfit-cache under the system temp dir (TMPDIR),
+    # spelled out so that `pixfit config` prints the folder really used. Empty means that too.
+    path: str = field(default_factory=default_cache_path)
     # Server of the redis cache (redis://, rediss:// or unix://); only kind redis reads it.
     url: str = ""
     # The bucket, folder, store and region of kind s3 (as in [source]; empty endpoint and
@@ -468,6 +476,9 @@ def _checked(config: Config) -> Config:
     _check_redis(config.cache)
     _check_s3(config)
     _check_presets(config)
+    if not config.cache.path:
+        cache = dataclasses.replace(config.cache, path=default_cache_path())
+        config = dataclasses.replace(config, cache=cache)
     for cls, profile in config.profiles.items():
         if not 1 <= profile.quality_min <= profile.quality_max <= 100:
             raise ConfigError(
