@@ -13,7 +13,7 @@ import tomli_w
 
 from pixfit import batch
 from pixfit.cache import make_cache
-from pixfit.config import CacheKind, Config, ConfigError
+from pixfit.config import CacheKind, Config, ConfigError, SourceStore
 from pixfit.errors import BadOption, PixfitError
 from pixfit.options import ALIASES, OPTIONS, PRESET, parse_options
 from pixfit.registry import (
@@ -237,7 +237,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         overrides["source"] = {"root": args.root}
     config = config.merged(overrides)
     # Here rather than on every request: a server over a missing folder only answers 404s.
-    if not config.source.root.is_dir():
+    if config.source.kind == SourceStore.LOCAL and not config.source.root.is_dir():
         raise ConfigError(f"source.root must be a folder, got {os.fspath(config.source.root)!r}")
     run_server(config)
     return 0
