@@ -21,10 +21,9 @@ from pixfit.config import Config, SourceStore
 from pixfit.embed import image_url, srcset
 from pixfit.errors import BadOption, PixfitError
 from pixfit.fastpath import FastPath, record_access
-from pixfit.hints import ACCEPT_CH
 from pixfit.limiter import RENDERED_ENVIRON_KEY
 from pixfit.logs import APP_LOGGER, configure_logging
-from pixfit.playground import page
+from pixfit.playground import PAGE_ACCEPT_CH, page
 from pixfit.rendering import configure, limit_malloc_arenas
 from pixfit.service import (
     ImageRequest,
@@ -234,5 +233,5 @@ def _home(files: LocalSource) -> Response:
     """The playground: every sample rendered for every network class, side by side."""
     prefix = url_for("pixfit.index").rstrip("/")
     response = Response(render_template("playground.html", **page(files, prefix)))
-    response.headers["Accept-CH"] = ", ".join(ACCEPT_CH)
+    response.headers["Accept-CH"] = ", ".join(PAGE_ACCEPT_CH)
     return response
