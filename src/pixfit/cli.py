@@ -136,7 +136,6 @@ def _render(args: argparse.Namespace, config: Config) -> int:
             Path(args.input), options, hints=headers, config=config, exhaustive=args.exhaustive
         )
 
-    result = None
     if named is not None and not {"format", "f"} & flags.keys():
         # The file name chooses the format. With no option at all, a source already in
         # that format is copied untouched (a passthrough costs only a header read).
@@ -149,7 +148,7 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     written = BY_MEDIA_TYPE[result.media_type]
     if named is not None and written.name != named.name:
         raise BadOption(
-            f"Expected {named.label} for {args.output} (its name says so) but the output "
+            f"Expected {named.label} for {args.output!r} (its name says so) but the output "
             f"is {written.label}; name it .{written.extensions[0]} or drop --format"
         )
     if args.output == "-":
