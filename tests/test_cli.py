@@ -209,47 +209,43 @@ def test_missing_output_folders_are_made(tmp_path: Path) -> None:
     assert pyvips.Image.new_from_file(str(out)).width == 50
 
 
-def bad_path_commands(tmp: Path) -> list[list[str]]:
-    """Every command that takes a path, each with a path that cannot work."""
+def bad_path_commands(tmp: Path) -> list[tuple[list[str], Path]]:
+    """Every command that takes a path, each with a path that cannot work, and that path."""
     a_file = tmp / "a-file"
     a_file.write_text("x")
     missing = tmp / "missing"
+    cache_in_a_file = tmp / "cache-in-a-file.toml"
+    cache_in_a_file.write_text(f'[cache]\nkind = "disk"\npath = "{a_file / "cache"}"\n')
     return [
-        ["render", str(missing / "in.jpg"), "-o", str(tmp / "o.jpg")],
-        ["render", str(tmp), "-o", str(tmp / "o.jpg")],
-        ["render", str(LANDSCAPE), "-o", str(tmp)],
-        ["render", str(LANDSCAPE), "-o", str(a_file / "o.jpg")],
-        ["render", str(LANDSCAPE), "-o", str(a_file / "deeper" / "o.jpg"), "--w", "9"],
-        ["render", str(LANDSCAPE), "-o", "o.jpg", "--config", str(missing / "c.toml")],
-        ["batch", str(missing), str(tmp / "out")],
-        ["batch", str(a_file), str(tmp / "out")],
-        ["batch", str(SAMPLES_DIR), str(a_file / "out")],
-        ["batch", str(SAMPLES_DIR), str(a_file)],
-        ["serve", "--root", str(missing)],
-        ["serve", "--root", str(a_file)],
-        ["serve", "--config", str(tmp)],
-        ["config", "--config", str(missing / "c.toml")],
-        ["config", "--config", str(tmp)],
+        (["render", str(missing / "in.jpg"), "-o", str(tmp / "o.jpg")], missing / "in.jpg"),
+        (["render", str(tmp), "-o", str(tmp / "o.jpg")], tmp),
+        (["render", str(LANDSCAPE), "-o", str(tmp)], tmp),
+        (["render", str(LANDSCAPE), "-o", str(a_file / "o.jpg")], a_file),
+        (["render", str(LANDSCAPE), "-o", str(a_file / "deeper" / "o.jpg"), "--w", "9"], a_file),
+        (["render", str(LANDSCAPE), "-o", "o.jpg", "--config", str(tmp)], tmp),
+        (["batch", str(missing), str(tmp / "out")], missing),
+        (["batch", str(a_file), str(tmp / "out")], a_file),
+        (["batch", str(SAMPLES_DIR), str(a_file / "out")], a_file),
+        (["batch", str(SAMPLES_DIR), str(a_file)], a_file),
+        (["serve", "--root", str(missing)], missing),
+        (["serve", "--root", str(a_file)], a_file),
+        (["serve", "--config", str(tmp)], tmp),
+        (["purge", "a.jpg", "--config", str(missing / "c.toml")], missing / "c.toml"),
+        (["purge", "a.jpg", "--config", str(cache_in_a_file)], a_file / "cache"),
+        (["config", "--config", str(missing / "c.toml")], missing / "c.toml"),
+        (["config", "--config", str(tmp)], tmp),
     ]
 
 
 def test_bad_paths_fail_in_one_line_that_names_them(tmp_path: Path) -> None:
-    for args in bad_path_commands(tmp_path):
+    for args, wrong in bad_path_commands(tmp_path):
         result = pixfit(*args)
         assert result.returncode in (1, 2), (args, result.stderr)
         lines = result.stderr.decode().splitlines()
         assert len(lines) == 1 and lines[0].startswith("pixfit: "), (args, lines)
         assert b"Traceback" not in result.stderr
-        # Which path was wrong: the one line names it, or the file in its way.
-        named = [Path(arg) for arg in args if arg.startswith(str(tmp_path))]
-        spots = {
-            str(path)
-            for arg in named
-            for path in (arg, *arg.parents)
-            if path == tmp_path or tmp_path in path.parents
-        }
-        ends = r"(['\":\s]|$)"  # the whole path, not a prefix of another
-        assert any(re.search(re.escape(spot) + ends, lines[0]) for spot in spots), lines
+        # The whole path that is wrong, not a prefix of another.
+        assert re.search(re.escape(str(wrong)) + r"(['\":\s]|$)", lines[0]), (wrong, lines)
 
 
 def test_help_shows_each_flag_with_its_values() -> None:
