@@ -6,8 +6,8 @@ STAMP := $(VENV)/.installed
 MOD_WSGI := $(VENV)/.mod_wsgi
 # Apache's build tool (apt package apache2-dev). Without it mod_wsgi cannot be built.
 APXS := $(or $(shell command -v apxs 2>/dev/null),$(wildcard /usr/bin/apxs))
-# System packages some tests need: apxs for tests/test_mod_wsgi.py, chromium for
-# tests/test_playground.py, redis-server for tests/test_cache_redis.py. Without them those
+# System packages some tests need: apxs and mod_xsendfile for tests/test_mod_wsgi.py,
+# chromium for tests/test_playground.py, redis-server for tests/test_cache_redis.py. Without them those
 # tests skip (with CI set in the environment they fail instead), and the run ends with a
 # line naming them. `make deps` installs them; .ci/run calls it. One list, in one file.
 APT_PACKAGES := $(shell sed -e 's/\#.*//' .ci/apt-packages.txt)

@@ -137,15 +137,14 @@ def apache() -> Iterator[Apache]:
     yield from _apache(xsendfile=False)
 
 
-# Debian's libapache2-mod-xsendfile (in .ci/run's apt list).
+# Debian's libapache2-mod-xsendfile (in .ci/apt-packages.txt, which `make deps` installs).
 XSENDFILE_MODULE = Path("/usr/lib/apache2/modules/mod_xsendfile.so")
 
 
 @pytest.fixture(scope="module")
 def apache_xsendfile() -> Iterator[Apache]:
     """Apache with mod_xsendfile, serving pixfit with a disk cache and `server.x_sendfile`."""
-    if not XSENDFILE_MODULE.exists():
-        pytest.fail(f"{XSENDFILE_MODULE} is missing: apt-get install libapache2-mod-xsendfile")
+    require_tool("mod_xsendfile (apt package libapache2-mod-xsendfile)", XSENDFILE_MODULE.exists())
     yield from _apache(xsendfile=True)
 
 
