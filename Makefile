@@ -1,14 +1,19 @@
-# `make run` and `make test` each build .venv from nothing; nothing here needs root.
+# `make run` and `make test` each build .venv from nothing; only `make deps` needs root.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 MOD_WSGI := $(VENV)/.mod_wsgi
-# Apache's build tool (apt package apache2-dev). Without it mod_wsgi cannot be built, and
-# tests/test_mod_wsgi.py skips; that is the one test allowed to skip for a missing tool.
+# Apache's build tool (apt package apache2-dev). Without it mod_wsgi cannot be built.
 APXS := $(or $(shell command -v apxs 2>/dev/null),$(wildcard /usr/bin/apxs))
+# System packages some tests need: apxs and mod_xsendfile for tests/test_mod_wsgi.py,
+# chromium for tests/test_playground.py, redis-server for tests/test_cache_redis.py. Without them those
+# tests skip (with CI set in the environment they fail instead), and the run ends with a
+# line naming them. `make deps` installs them; .ci/run calls it. One list, in one file.
+APT_PACKAGES := $(shell sed -e 's/\#.*//' .ci/apt-packages.txt)
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean deps
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +27,13 @@ ifneq ($(APXS),)
 	APXS=$(APXS) $(BIN)/pip install --quiet 'mod_wsgi>=5,<7'
 	touch $(MOD_WSGI)
 else
-	@echo "apxs not found (apt-get install apache2-dev): skipping mod_wsgi, its test will skip"
+	@echo "apxs not found: mod_wsgi is not built and its tests will skip (make deps installs apxs)"
 endif
+
+deps:
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
+		$(APT_PACKAGES)
 
 run: $(STAMP)
 	$(BIN)/pixfit serve

@@ -6,16 +6,16 @@ this skips the importing test module where Chromium is missing, and fails it und
 
 from __future__ import annotations
 
-import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import pytest
 from playwright.sync_api import Browser, sync_playwright
 from werkzeug.serving import make_server
+
+from tests.conftest import require_tool
 
 CHROMIUM = Path("/usr/bin/chromium")
 # Without these, Chromium's background requests hit this machine's closed network.
@@ -25,12 +25,7 @@ CHROMIUM_ARGS = [
 ]  # fmt: skip
 ARTIFACTS = Path(__file__).parent.parent / "artifacts"
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail("CI must install Debian's chromium (see .ci/run)", pytrace=False)
-    pytest.skip(
-        "Debian's chromium is not installed (apt-get install chromium)", allow_module_level=True
-    )
+require_tool("chromium", CHROMIUM.exists(), module=True)
 
 
 @contextmanager

@@ -7,6 +7,7 @@ fixtures that build something costly once belong here too, with a module or sess
 
 from __future__ import annotations
 
+import os
 import socket
 import socketserver
 import threading
@@ -147,6 +148,48 @@ def dialled(monkeypatch: pytest.MonkeyPatch) -> list[str]:
 
     monkeypatch.setattr(urllib3.util.connection, "create_connection", guarded)
     return seen
+
+
+# The reason every missing-tool skip starts with, so the run's last line can gather them.
+_MISSING = "missing system tool: "
+# What `make deps` is, in the words of that last line.
+_INSTALL = "`make deps` (as root) installs them from .ci/apt-packages.txt"
+
+
+def require_tool(tool: str, present: bool, *, module: bool = False) -> None:
+    """Skip the test (or, with `module`, the whole module) when `tool` is missing.
+
+    Under CI (`CI` set) a missing tool fails instead: .ci/run installs every one. The
+    skips are gathered into one line at the end of the run, naming `make deps`.
+    """
+    if present:
+        return
+    if os.environ.get("CI"):
+        pytest.fail(f"CI must install {tool} (.ci/apt-packages.txt, `make deps`)", pytrace=False)
+    pytest.skip(f"{_MISSING}{tool}", allow_module_level=module)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """End the run with one plain line naming what did not run for a missing tool.
+
+    Here rather than in pytest_terminal_summary, so that it comes after pytest's own
+    "N passed, M skipped" line: the last line is the one people read.
+    """
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    files: dict[str, set[str]] = {}
+    for report in reporter.stats.get("skipped", []):
+        longrepr = getattr(report, "longrepr", None)
+        reason = longrepr[2] if isinstance(longrepr, tuple) else ""
+        if _MISSING in reason:
+            tool = reason.split(_MISSING, 1)[1]
+            files.setdefault(tool, set()).add(report.nodeid.split("::")[0])
+    if files:
+        missing = "; ".join(
+            f"{', '.join(sorted(paths))} (needs {tool})" for tool, paths in sorted(files.items())
+        )
+        reporter.write_line(f"Not run: {missing}. {_INSTALL}, then run `make test` again.")
 
 
 Server = TypeVar("Server", bound=socketserver.BaseServer)

@@ -1,7 +1,6 @@
 """RedisCache against a real redis-server, started on a free port for each test."""
 
 import logging
-import os
 import shutil
 import socket
 import socketserver
@@ -19,17 +18,12 @@ from pixfit.cache import RedisCache, make_cache, pack
 from pixfit.config import CacheConfig, CacheKind, Config
 from pixfit.errors import UpstreamError
 from pixfit.web import create_app
-from tests.conftest import photo, serving
+from tests.conftest import photo, require_tool, serving
 from tests.test_cache import assert_purges_one_source, variant
 
 REDIS_SERVER = shutil.which("redis-server")
 
-if REDIS_SERVER is None:
-    if os.environ.get("CI"):
-        pytest.fail("CI must install redis-server (see .ci/run)", pytrace=False)
-    pytest.skip(
-        "redis-server is not installed (apt-get install redis-server)", allow_module_level=True
-    )
+require_tool("redis-server", REDIS_SERVER is not None, module=True)
 
 
 @dataclass

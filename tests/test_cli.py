@@ -1,16 +1,20 @@
 import argparse
 import os
 import re
+import shlex
 import subprocess
 import sys
+import tempfile
 import tomllib
 from pathlib import Path
 
 import pytest
 import pyvips
 
+from pixfit.batch import is_image
+from pixfit.cache import DiskCache, make_cache
 from pixfit.cli import add_option_flags, option_args
-from pixfit.config import SAMPLES_DIR
+from pixfit.config import SAMPLES_DIR, Config
 from pixfit.options import ALIASES, OPTIONS, Options, parse_options
 from pixfit.profiles import NetworkClass
 from pixfit.registry import OutputFormat
@@ -205,47 +209,43 @@ def test_missing_output_folders_are_made(tmp_path: Path) -> None:
     assert pyvips.Image.new_from_file(str(out)).width == 50
 
 
-def bad_path_commands(tmp: Path) -> list[list[str]]:
-    """Every command that takes a path, each with a path that cannot work."""
+def bad_path_commands(tmp: Path) -> list[tuple[list[str], Path]]:
+    """Every command that takes a path, each with a path that cannot work, and that path."""
     a_file = tmp / "a-file"
     a_file.write_text("x")
     missing = tmp / "missing"
+    cache_in_a_file = tmp / "cache-in-a-file.toml"
+    cache_in_a_file.write_text(f'[cache]\nkind = "disk"\npath = "{a_file / "cache"}"\n')
     return [
-        ["render", str(missing / "in.jpg"), "-o", str(tmp / "o.jpg")],
-        ["render", str(tmp), "-o", str(tmp / "o.jpg")],
-        ["render", str(LANDSCAPE), "-o", str(tmp)],
-        ["render", str(LANDSCAPE), "-o", str(a_file / "o.jpg")],
-        ["render", str(LANDSCAPE), "-o", str(a_file / "deeper" / "o.jpg"), "--w", "9"],
-        ["render", str(LANDSCAPE), "-o", "o.jpg", "--config", str(missing / "c.toml")],
-        ["batch", str(missing), str(tmp / "out")],
-        ["batch", str(a_file), str(tmp / "out")],
-        ["batch", str(SAMPLES_DIR), str(a_file / "out")],
-        ["batch", str(SAMPLES_DIR), str(a_file)],
-        ["serve", "--root", str(missing)],
-        ["serve", "--root", str(a_file)],
-        ["serve", "--config", str(tmp)],
-        ["config", "--config", str(missing / "c.toml")],
-        ["config", "--config", str(tmp)],
+        (["render", str(missing / "in.jpg"), "-o", str(tmp / "o.jpg")], missing / "in.jpg"),
+        (["render", str(tmp), "-o", str(tmp / "o.jpg")], tmp),
+        (["render", str(LANDSCAPE), "-o", str(tmp)], tmp),
+        (["render", str(LANDSCAPE), "-o", str(a_file / "o.jpg")], a_file),
+        (["render", str(LANDSCAPE), "-o", str(a_file / "deeper" / "o.jpg"), "--w", "9"], a_file),
+        (["render", str(LANDSCAPE), "-o", "o.jpg", "--config", str(tmp)], tmp),
+        (["batch", str(missing), str(tmp / "out")], missing),
+        (["batch", str(a_file), str(tmp / "out")], a_file),
+        (["batch", str(SAMPLES_DIR), str(a_file / "out")], a_file),
+        (["batch", str(SAMPLES_DIR), str(a_file)], a_file),
+        (["serve", "--root", str(missing)], missing),
+        (["serve", "--root", str(a_file)], a_file),
+        (["serve", "--config", str(tmp)], tmp),
+        (["purge", "a.jpg", "--config", str(missing / "c.toml")], missing / "c.toml"),
+        (["purge", "a.jpg", "--config", str(cache_in_a_file)], a_file / "cache"),
+        (["config", "--config", str(missing / "c.toml")], missing / "c.toml"),
+        (["config", "--config", str(tmp)], tmp),
     ]
 
 
 def test_bad_paths_fail_in_one_line_that_names_them(tmp_path: Path) -> None:
-    for args in bad_path_commands(tmp_path):
+    for args, wrong in bad_path_commands(tmp_path):
         result = pixfit(*args)
         assert result.returncode in (1, 2), (args, result.stderr)
         lines = result.stderr.decode().splitlines()
         assert len(lines) == 1 and lines[0].startswith("pixfit: "), (args, lines)
         assert b"Traceback" not in result.stderr
-        # Which path was wrong: the one line names it, or the file in its way.
-        named = [Path(arg) for arg in args if arg.startswith(str(tmp_path))]
-        spots = {
-            str(path)
-            for arg in named
-            for path in (arg, *arg.parents)
-            if path == tmp_path or tmp_path in path.parents
-        }
-        ends = r"(['\":\s]|$)"  # the whole path, not a prefix of another
-        assert any(re.search(re.escape(spot) + ends, lines[0]) for spot in spots), lines
+        # The whole path that is wrong, not a prefix of another.
+        assert re.search(re.escape(str(wrong)) + r"(['\":\s]|$)", lines[0]), (wrong, lines)
 
 
 def test_help_shows_each_flag_with_its_values() -> None:
@@ -258,3 +258,47 @@ def test_help_shows_each_flag_with_its_values() -> None:
     assert "VALUE" not in text
     assert "--fit FIT" in text and "inside, cover, contain, fill or outside" in text
     assert "extension chooses the format" in text
+
+
+def test_config_prints_the_cache_folder_really_used(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for env in ({"TMPDIR": str(tmp_path)}, {"TMPDIR": str(tmp_path), "PIXFIT_CACHE_PATH": ""}):
+        result = pixfit("config", env=env)
+        assert result.returncode == 0, result.stderr
+        printed = tomllib.loads(result.stdout.decode())
+        assert printed["cache"]["path"] == str(tmp_path / "pixfit-cache")
+    # ...and that is where a disk cache made from the default configuration lives.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    config = Config.load({"PIXFIT_CACHE_KIND": "disk"})
+    cache = make_cache(config.cache)
+    assert isinstance(cache, DiskCache) and cache.path == tmp_path / "pixfit-cache"
+    assert cache.path.is_dir()
+
+
+README = Path(__file__).parent.parent / "README.md"
+
+
+def test_readme_names_every_bundled_sample() -> None:
+    text = README.read_text()
+    listed = re.findall(r"^\| `([\w.]+)` \| \d+ x \d+ \|", text, flags=re.MULTILINE)
+    images = sorted(path.name for path in SAMPLES_DIR.iterdir() if is_image(path))
+    assert sorted(listed) == images
+    assert "src/pixfit/samples/" in text
+
+
+def test_readme_quick_start_commands_run(tmp_path: Path) -> None:
+    text = README.read_text()
+    block = text.split("or from the checkout:\n\n```sh\n", 1)[1].split("```", 1)[0]
+    commands = [line for line in block.splitlines() if line.strip()]
+    assert len(commands) == 2
+    root = Path(__file__).parent.parent
+    for command in commands:
+        words = shlex.split(command.replace("/tmp/", f"{tmp_path}/"))
+        assert words[0] == ".venv/bin/pixfit"
+        args = [str(root / word) if word.startswith("src/") else word for word in words[1:]]
+        result = pixfit(*args)
+        assert result.returncode == 0, (command, result.stderr)
+    image = pyvips.Image.new_from_file(str(tmp_path / "landscape.webp"))
+    assert (image.width, image.get("vips-loader")) == (800, "webpload")
+    assert (tmp_path / "variants" / "wide" / "format-webp_w-320.webp").exists()

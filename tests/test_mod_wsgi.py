@@ -31,7 +31,7 @@ import pytest
 import pyvips
 
 import pixfit
-from tests.conftest import shown
+from tests.conftest import require_tool, shown
 
 EXPRESS = Path(sys.prefix) / "bin" / "mod_wsgi-express"
 DEPLOY_CONF = Path(__file__).parent.parent / "deploy" / "apache-pixfit.conf"
@@ -137,15 +137,14 @@ def apache() -> Iterator[Apache]:
     yield from _apache(xsendfile=False)
 
 
-# Debian's libapache2-mod-xsendfile (in .ci/run's apt list).
+# Debian's libapache2-mod-xsendfile (in .ci/apt-packages.txt, which `make deps` installs).
 XSENDFILE_MODULE = Path("/usr/lib/apache2/modules/mod_xsendfile.so")
 
 
 @pytest.fixture(scope="module")
 def apache_xsendfile() -> Iterator[Apache]:
     """Apache with mod_xsendfile, serving pixfit with a disk cache and `server.x_sendfile`."""
-    if not XSENDFILE_MODULE.exists():
-        pytest.fail(f"{XSENDFILE_MODULE} is missing: apt-get install libapache2-mod-xsendfile")
+    require_tool("mod_xsendfile (apt package libapache2-mod-xsendfile)", XSENDFILE_MODULE.exists())
     yield from _apache(xsendfile=True)
 
 
@@ -153,7 +152,7 @@ def _apache(*, xsendfile: bool) -> Iterator[Apache]:
     if not EXPRESS.exists():
         if shutil.which("apxs") or Path("/usr/bin/apxs").exists():
             pytest.fail(f"apxs is installed but {EXPRESS} is missing: run `make test`")
-        pytest.skip("Apache dev files (apxs) missing, so mod_wsgi is not installed")
+        require_tool("apxs (Apache's dev files, to build mod_wsgi)", present=False)
     if IS_ROOT:
         # Apache refuses to serve as root, so the app runs as www-data, which must reach
         # the Python, the venv and the source tree (an editable install) to import pixfit.

@@ -28,7 +28,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Generic, Protocol, TypeVar
 
-from pixfit.config import CacheConfig, CacheKind
+from pixfit.config import CacheConfig, CacheKind, default_cache_path
 from pixfit.errors import UpstreamError
 from pixfit.logs import APP_LOGGER
 
@@ -487,8 +487,7 @@ def make_cache(config: CacheConfig) -> Cache:
     if config.kind == CacheKind.MEMORY:
         return MemoryCache(config.max_bytes)
     if config.kind == CacheKind.DISK:
-        path = Path(config.path) if config.path else Path(tempfile.gettempdir()) / "pixfit-cache"
-        return DiskCache(path, config.max_bytes)
+        return DiskCache(Path(config.path or default_cache_path()), config.max_bytes)
     if config.kind == CacheKind.REDIS:
         return RedisCache(config.url, config.max_bytes)
     if config.kind == CacheKind.S3:

@@ -13,7 +13,7 @@ import tomli_w
 
 from pixfit import batch
 from pixfit.cache import make_cache
-from pixfit.config import CacheKind, Config, ConfigError
+from pixfit.config import CacheKind, Config, ConfigError, SourceStore
 from pixfit.errors import BadOption, PixfitError
 from pixfit.options import ALIASES, OPTIONS, PRESET, parse_options
 from pixfit.registry import (
@@ -136,7 +136,6 @@ def _render(args: argparse.Namespace, config: Config) -> int:
             Path(args.input), options, hints=headers, config=config, exhaustive=args.exhaustive
         )
 
-    result = None
     if named is not None and not {"format", "f"} & flags.keys():
         # The file name chooses the format. With no option at all, a source already in
         # that format is copied untouched (a passthrough costs only a header read).
@@ -149,7 +148,7 @@ def _render(args: argparse.Namespace, config: Config) -> int:
     written = BY_MEDIA_TYPE[result.media_type]
     if named is not None and written.name != named.name:
         raise BadOption(
-            f"Expected {named.label} for {args.output} (its name says so) but the output "
+            f"Expected {named.label} for {args.output!r} (its name says so) but the output "
             f"is {written.label}; name it .{written.extensions[0]} or drop --format"
         )
     if args.output == "-":
@@ -237,7 +236,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
         overrides["source"] = {"root": args.root}
     config = config.merged(overrides)
     # Here rather than on every request: a server over a missing folder only answers 404s.
-    if not config.source.root.is_dir():
+    if config.source.kind == SourceStore.LOCAL and not config.source.root.is_dir():
         raise ConfigError(f"source.root must be a folder, got {os.fspath(config.source.root)!r}")
     run_server(config)
     return 0

@@ -10,6 +10,7 @@ import dataclasses
 import importlib.util
 import os
 import re
+import tempfile
 import tomllib
 import types
 import typing
@@ -36,6 +37,7 @@ __all__ = [
     "ServerConfig",
     "SourceConfig",
     "SourceStore",
+    "default_cache_path",
     "env_overrides",
 ]
 
@@ -44,6 +46,11 @@ ENV_PREFIX = "PIXFIT_"
 REDIS_URL_SCHEMES = ("redis://", "rediss://", "unix://")
 # An HTTP header name (RFC 9110's token), and no underscore: WSGI folds "_" into "-".
 _HEADER_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+.^`|~-]+")
+
+
+def default_cache_path() -> str:
+    """The disk cache's folder when `cache.path` is not set: pixfit-cache in the temp dir."""
+    return os.path.join(tempfile.gettempdir(), "pixfit-cache")
 
 
 class ConfigError(ValueError):
@@ -179,8 +186,9 @@ class CacheConfig:
     """The result cache."""
 
     kind: CacheKind = CacheKind.NONE
-    # Directory of the disk cache; empty means a folder under the system temp dir.
-    path: str = ""
+    # Directory of the disk cache; by default pixfit-cache under the system temp dir (TMPDIR),
+    # spelled out so that `pixfit config` prints the folder really used. Empty means that too.
+    path: str = field(default_factory=default_cache_path)
     # Server of the redis cache (redis://, rediss:// or unix://); only kind redis reads it.
     url: str = ""
     # The bucket, folder, store and region of kind s3 (as in [source]; empty endpoint and
@@ -489,6 +497,9 @@ def _checked(config: Config) -> Config:
     _check_redis(config.cache)
     _check_s3(config)
     _check_presets(config)
+    if not config.cache.path:
+        cache = dataclasses.replace(config.cache, path=default_cache_path())
+        config = dataclasses.replace(config, cache=cache)
     for cls, profile in config.profiles.items():
         if not 1 <= profile.quality_min <= profile.quality_max <= 100:
             raise ConfigError(

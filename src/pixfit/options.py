@@ -323,6 +323,12 @@ def _one_of(names: Iterable[object]) -> str:
     return f"one of {', '.join(listed[:-1])} or {listed[-1]}"
 
 
+def _spelled(names: Iterable[str], spellings: Mapping[str, str]) -> list[str]:
+    """Each name with its other spellings beside it: "jpeg (or jpg)"."""
+    others = {name: [s for s, n in spellings.items() if n == name] for name in names}
+    return [f"{name} (or {', '.join(alt)})" if alt else str(name) for name, alt in others.items()]
+
+
 @dataclass(frozen=True, slots=True)
 class OptionSpec:
     """One option of the URL API (and the CLI): what it sets, how it parses, what it means."""
@@ -389,7 +395,7 @@ OPTIONS: Mapping[str, OptionSpec] = {
     "format": OptionSpec(
         "format",
         _choice(OutputFormat, _FORMAT_SPELLINGS),
-        f"Output format: {_one_of([*OutputFormat, *_FORMAT_SPELLINGS])} (default auto).",
+        f"Output format: {_one_of(_spelled(OutputFormat, _FORMAT_SPELLINGS))} (default auto).",
     ),
     "bg": OptionSpec(
         "background",

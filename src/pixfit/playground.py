@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+from pixfit.hints import ACCEPT_CH
 from pixfit.options import ROTATIONS, Fit, Flip, Gravity
 from pixfit.profiles import NetworkClass
 from pixfit.sources import LocalSource
 
-__all__ = ["PLAYGROUND_WIDTHS", "page"]
+__all__ = ["PAGE_ACCEPT_CH", "PLAYGROUND_WIDTHS", "page"]
+
+# The hints the page asks browsers for: all but the network ones, which its controls set.
+# Chromium replaces an ECT header that a script sets with its own measurement once the
+# page has asked for ECT, so the page must not ask for the hints it simulates.
+PAGE_ACCEPT_CH = tuple(
+    hint for hint in ACCEPT_CH if hint not in ("ECT", "Downlink", "RTT", "Save-Data")
+)
 
 # Width presets offered by the playground, in CSS pixels.
 PLAYGROUND_WIDTHS = (240, 320, 480, 640, 800, 1200)
@@ -22,6 +30,8 @@ def page(files: LocalSource, prefix: str) -> dict[str, object]:
         "images": [(name, (files.root / name).stat().st_size) for name in names],
         "default_image": "landscape.jpg" if "landscape.jpg" in names else None,
         "classes": [str(network) for network in NetworkClass],
+        # ECT never says wifi: it tops out at 4g.
+        "ects": [str(network) for network in NetworkClass if network != NetworkClass.WIFI],
         "widths": PLAYGROUND_WIDTHS,
         "heights": PLAYGROUND_WIDTHS,
         "fits": [str(fit) for fit in Fit],

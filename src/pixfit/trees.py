@@ -245,6 +245,9 @@ def make_folder(folder: Path) -> None:
     """Make `folder` and its parents; OSError naming the path when that cannot be done."""
     try:
         folder.mkdir(parents=True, exist_ok=True)
-    except FileExistsError as error:
-        # mkdir names the file in the way with "File exists"; say what is wrong with it.
-        raise NotADirectoryError(errno.ENOTDIR, "Not a folder", error.filename) from None
+    except (FileExistsError, NotADirectoryError):
+        # mkdir says "File exists" or names the folder it could not make under a file:
+        # name the file in the way instead.
+        paths = (folder, *folder.parents)
+        blocker = next((path for path in paths if path.exists() and not path.is_dir()), folder)
+        raise NotADirectoryError(errno.ENOTDIR, "Not a folder", os.fspath(blocker)) from None

@@ -21,11 +21,11 @@ from pixfit.config import Config, SourceStore
 from pixfit.embed import template_helpers
 from pixfit.errors import BadOption, PixfitError
 from pixfit.fastpath import FastPath, record_access
-from pixfit.hints import ACCEPT_CH, CRITICAL_CH
+from pixfit.hints import CRITICAL_CH
 from pixfit.limiter import RENDERED_ENVIRON_KEY
 from pixfit.linkscript import SCRIPT_NAME, link_script
 from pixfit.logs import APP_LOGGER, configure_logging
-from pixfit.playground import page
+from pixfit.playground import PAGE_ACCEPT_CH, page
 from pixfit.rendering import configure, limit_malloc_arenas
 from pixfit.service import (
     ImageRequest,
@@ -244,8 +244,10 @@ def _home(files: LocalSource) -> Response:
             "playground.html", script_version=link_script().version, **page(files, prefix)
         )
     )
-    response.headers["Accept-CH"] = ", ".join(ACCEPT_CH)
-    response.headers["Critical-CH"] = ", ".join(CRITICAL_CH)
+    response.headers["Accept-CH"] = ", ".join(PAGE_ACCEPT_CH)
+    # Only what the page asks for: Critical-CH must be a subset of Accept-CH.
+    critical = [hint for hint in CRITICAL_CH if hint in PAGE_ACCEPT_CH]
+    response.headers["Critical-CH"] = ", ".join(critical)
     return response
 
 

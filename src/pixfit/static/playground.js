@@ -6,6 +6,8 @@ const form = document.getElementById("controls");
 const prefix = form.dataset.prefix;
 // fetch() sends "Accept: */*", so ask for what an <img> request would accept.
 const IMAGE_ACCEPT = "image/avif,image/webp,*/*";
+// Where the detail under each image is centred, as fractions of the image (click to move).
+const focus = { x: 0.5, y: 0.5 };
 
 function optionsQuery(extra) {
   const params = new URLSearchParams();
@@ -16,6 +18,15 @@ function optionsQuery(extra) {
   }
   for (const [key, value] of Object.entries(extra)) params.set(key, value);
   return params.toString();
+}
+
+// The network headers the controls ask for. The page's own Accept-CH leaves ECT out, so
+// Chromium adds none of its own and the one set here is the one pixfit reads.
+function networkHeaders() {
+  const headers = {};
+  if (form.elements.ect.value) headers.ECT = form.elements.ect.value;
+  if (form.elements.save_data.checked) headers["Save-Data"] = "on";
+  return headers;
 }
 
 function imagePath() {
@@ -36,10 +47,19 @@ function originalBytes() {
   return Number(select.options[select.selectedIndex].dataset.bytes);
 }
 
+function cardUrl(card) {
+  // The headers card has no bw=: its class comes from ECT and Save-Data, as a browser's would.
+  const extra = card.dataset.class === "headers" ? {} : { bw: card.dataset.class };
+  return new URL(`${imagePath()}?${optionsQuery(extra)}`, location.href).href;
+}
+
 async function renderCard(card, original, generation) {
-  const url = `${imagePath()}?${optionsQuery({ bw: card.dataset.class })}`;
-  card.querySelector(".url").value = new URL(url, location.href).href;
-  const response = await fetch(url, { headers: { Accept: IMAGE_ACCEPT } });
+  const url = cardUrl(card);
+  const headers = networkHeaders();
+  card.querySelector(".url").textContent = url;
+  const sent = Object.entries(headers).map(([name, value]) => `${name}: ${value}`);
+  setText(card, ".headers", sent.length ? `with ${sent.join(", ")}` : "");
+  const response = await fetch(url, { headers: { Accept: IMAGE_ACCEPT, ...headers } });
   if (generation !== currentGeneration) return;
   if (!response.ok) {
     setText(card, ".bytes", `error ${response.status}`);
@@ -53,6 +73,7 @@ async function renderCard(card, original, generation) {
   await loaded;
   const budget = response.headers.get("X-Pixfit-Budget") || "none";
   card.dataset.bytes = String(blob.size);
+  setText(card, ".class-used", response.headers.get("X-Pixfit-Class"));
   setText(card, ".bytes", blob.size.toLocaleString("en"));
   setText(card, ".dimensions", `${img.naturalWidth} × ${img.naturalHeight}`);
   setText(card, ".format", response.headers.get("Content-Type"));
@@ -66,14 +87,37 @@ async function renderCard(card, original, generation) {
   card.dataset.ready = String(generation);
 }
 
+// Each card's detail shows its image at the size a page would display it: the largest
+// rendering's width in CSS px (device pixels / DPR), so that one is 1:1 and a smaller
+// rendering is scaled up as the browser would, which is where the classes differ.
+function showDetails(cards) {
+  const dpr = Number(form.elements.dpr.value) || 1;
+  const loaded = cards.filter((card) => card.querySelector("img").naturalWidth);
+  const display = Math.max(0, ...loaded.map((card) => card.querySelector("img").naturalWidth)) / dpr;
+  document.body.dataset.detailWidth = String(display);
+  for (const card of loaded) {
+    const img = card.querySelector("img");
+    const detail = card.querySelector(".detail");
+    const height = display * img.naturalHeight / img.naturalWidth;
+    const left = detail.clientWidth / 2 - focus.x * display;
+    const top = detail.clientHeight / 2 - focus.y * height;
+    detail.style.backgroundImage = `url("${img.src}")`;
+    detail.style.backgroundSize = `${display}px ${height}px`;
+    detail.style.backgroundPosition = `${left}px ${top}px`;
+  }
+}
+
 function updateSnippet() {
   const widths = [320, 640, 960, 1280];
   const path = imagePath();
-  const query = (w) => optionsQuery({ w }).replace(/&?dpr=[^&]*/, "").replace(/^&/, "");
+  const width = form.elements.w.value || 1280;
+  // A page's markup knows neither the visitor's screen nor its DPR: pixfit reads those
+  // from the client hints (Viewport-Width, Sec-CH-DPR).
+  const query = (w) => optionsQuery({ w }).replace(/&?(dpr|screen)=[^&]*/g, "").replace(/^&/, "");
   const srcset = widths.map((w) => `${path}?${query(w)} ${w}w`).join(",\n             ");
   document.getElementById("snippet").textContent =
-    `<img src="${path}?${query(form.elements.w.value)}"\n     srcset="${srcset}"\n` +
-    `     sizes="(max-width: ${form.elements.w.value}px) 100vw, ${form.elements.w.value}px"\n` +
+    `<img src="${path}?${query(width)}"\n     srcset="${srcset}"\n` +
+    `     sizes="(max-width: ${width}px) 100vw, ${width}px"\n` +
     `     alt="" loading="lazy" decoding="async">`;
 }
 
@@ -88,7 +132,39 @@ async function renderAll() {
     `Original: ${original.toLocaleString("en")} bytes`;
   const cards = [...document.querySelectorAll(".variant")];
   await Promise.all(cards.map((card) => renderCard(card, original, generation)));
-  if (generation === currentGeneration) document.body.dataset.ready = String(generation);
+  if (generation !== currentGeneration) return;
+  showDetails(cards);
+  document.body.dataset.ready = String(generation);
+}
+
+async function copyUrl(button) {
+  const url = button.closest(".variant").querySelector(".url").textContent;
+  try {
+    await navigator.clipboard.writeText(url);
+    button.textContent = "Copied";
+  } catch {
+    // No clipboard permission (an insecure origin): select it for Ctrl+C instead.
+    getSelection().selectAllChildren(button.closest(".variant").querySelector(".url"));
+    button.textContent = "Selected: press Ctrl+C";
+  }
+  setTimeout(() => { button.textContent = "Copy URL"; }, 2000);
+}
+
+// Defaults that show the classes apart: this screen, at this device's pixel ratio, and the
+// network this browser measures (Chromium's navigator.connection; others have none).
+function setDefaults() {
+  const thisScreen = document.getElementById("this-screen");
+  thisScreen.value = `${screen.width}x${screen.height}`;
+  thisScreen.textContent = `this screen (${thisScreen.value})`;
+  thisScreen.disabled = false;
+  thisScreen.selected = true;
+  const dprs = [...form.elements.dpr.options].map((option) => Number(option.value));
+  form.elements.dpr.value = String(Math.max(...dprs.filter((d) => d <= devicePixelRatio), dprs[0]));
+  const connection = navigator.connection;
+  if (connection && [...form.elements.ect.options].some((o) => o.value === connection.effectiveType)) {
+    form.elements.ect.value = connection.effectiveType;
+  }
+  form.elements.save_data.checked = Boolean(connection && connection.saveData);
 }
 
 // "Your link": the class /pixfit.js measured for this browser, and from what.
@@ -112,4 +188,14 @@ function showLink() {
 document.addEventListener("pixfit", showLink);
 showLink();
 form.addEventListener("change", renderAll);
+document.getElementById("classes").addEventListener("click", (event) => {
+  if (event.target.matches(".copy-url")) copyUrl(event.target);
+  if (event.target.matches(".frame img")) {
+    const box = event.target.getBoundingClientRect();
+    focus.x = (event.clientX - box.left) / box.width;
+    focus.y = (event.clientY - box.top) / box.height;
+    showDetails([...document.querySelectorAll(".variant")]);
+  }
+});
+setDefaults();
 if (form.elements.image.value) renderAll();
