@@ -115,8 +115,8 @@ def test_a_worker_killed_mid_render_is_replaced_and_leaves_no_partial_entry(
     tmp_path: Path,
 ) -> None:
     cache = tmp_path / "cache"
-    slow = hostile.jpeg(6000, 4000, seed=2)  # to AVIF at 3200 px: seconds of work
-    slow_path = "/images/slow.jpg?w=3200&format=avif"
+    slow = hostile.jpeg(6000, 4000, seed=2)  # noise to AVIF at 4000 px: over a second of work
+    slow_path = "/images/slow.jpg?w=4000&format=avif"
     with started(
         tmp_path, workers=2, files={"slow.jpg": slow}, cache_kind="disk", cache_path=str(cache)
     ) as server:
@@ -139,8 +139,14 @@ def test_a_worker_killed_mid_render_is_replaced_and_leaves_no_partial_entry(
         thread = threading.Thread(target=render)
         ticks = {pid: cpu_ticks(pid) for pid in before}
         thread.start()
-        time.sleep(1.0)
-        busy = max(before, key=lambda pid: cpu_ticks(pid) - ticks[pid])
+        # Kill the worker as soon as it has spent 50 ms of CPU on the render (an idle worker
+        # spends none), rather than after a fixed sleep that a fast machine outruns.
+        deadline = time.monotonic() + HANG_SECONDS
+        while time.monotonic() < deadline:
+            busy = max(before, key=lambda pid: cpu_ticks(pid) - ticks[pid])
+            if cpu_ticks(busy) - ticks[busy] >= 5 or not thread.is_alive():
+                break
+            time.sleep(0.01)
         assert thread.is_alive(), outcome  # still rendering
         os.kill(busy, signal.SIGKILL)
         thread.join(HANG_SECONDS)
@@ -166,7 +172,7 @@ def test_a_worker_killed_mid_render_is_replaced_and_leaves_no_partial_entry(
             connection.close()
         assert response.status == 200
         image = pyvips.Image.new_from_buffer(body, "")
-        assert (image.width, image.get("vips-loader")) == (3200, "heifload_buffer")
+        assert (image.width, image.get("vips-loader")) == (4000, "heifload_buffer")
         assert server.process.poll() is None
 
 
