@@ -429,7 +429,7 @@ def test_slow_upstream_times_out(upstream: Upstream) -> None:
     start = time.monotonic()
     with pytest.raises(UpstreamTimeout):
         source(allow_private_networks=True, timeout=0.5).open(upstream.url("/slow"))
-    assert time.monotonic() - start < 1.5
+    assert time.monotonic() - start < 4  # the origin would answer at 5 s
 
 
 def test_refused_connection_and_failed_dns_are_upstream_errors(upstream: Upstream) -> None:
