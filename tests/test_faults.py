@@ -102,6 +102,18 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def worker_at_work(ticks: dict[int, int], request: threading.Thread) -> int:
+    """The worker that has spent 50 ms of CPU since `ticks` (an idle worker spends none),
+    polled so that the kill lands early in the render however fast the machine is."""
+    deadline = time.monotonic() + HANG_SECONDS
+    while True:
+        busy = max(ticks, key=lambda pid: cpu_ticks(pid) - ticks[pid])
+        done = not request.is_alive() or time.monotonic() > deadline
+        if cpu_ticks(busy) - ticks[busy] >= 5 or done:
+            return busy
+        time.sleep(0.01)
+
+
 def assert_only_whole_entries(cache: Path) -> None:
     """Whatever a dead worker left in the cache folder is never a readable entry under a
     key: only whole files were ever renamed into place, the image before its description."""
@@ -139,14 +151,7 @@ def test_a_worker_killed_mid_render_is_replaced_and_leaves_no_partial_entry(
         thread = threading.Thread(target=render)
         ticks = {pid: cpu_ticks(pid) for pid in before}
         thread.start()
-        # Kill the worker as soon as it has spent 50 ms of CPU on the render (an idle worker
-        # spends none), rather than after a fixed sleep that a fast machine outruns.
-        deadline = time.monotonic() + HANG_SECONDS
-        while time.monotonic() < deadline:
-            busy = max(before, key=lambda pid: cpu_ticks(pid) - ticks[pid])
-            if cpu_ticks(busy) - ticks[busy] >= 5 or not thread.is_alive():
-                break
-            time.sleep(0.01)
+        busy = worker_at_work(ticks, thread)
         assert thread.is_alive(), outcome  # still rendering
         os.kill(busy, signal.SIGKILL)
         thread.join(HANG_SECONDS)
