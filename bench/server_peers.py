@@ -895,13 +895,14 @@ PROFILE_REPEATS = 5
 
 def codec_floor(photos_dir: Path, photo: Photo) -> float:
     """CPU ms of djpeg at pixfit's shrink factor plus cjpeg q80 at 800 px, best of 3."""
-    from pixfit.pipeline import SourceInfo, jpeg_shrink  # noqa: PLC0415
+    from pixfit.pipeline import COARSE_DECODE_QUALITY, SourceInfo, jpeg_shrink  # noqa: PLC0415
     from pixfit.registry import ImageFormat  # noqa: PLC0415
 
     source = photos_dir / photo.name
     height = round(800 * photo.height / photo.width)
     info = SourceInfo(ImageFormat.JPEG, photo.width, photo.height, has_alpha=False)
-    shrink = jpeg_shrink(info, 800, height)
+    # W1 pins q80: the scale pixfit decodes at for a pinned lossy quality that low.
+    shrink = jpeg_shrink(info, 800, height, coarse=COARSE_DECODE_QUALITY >= 80)
     small = photos_dir.parent / f"{photo.name}.800.ppm"
     write_ppm(pyvips.Image.thumbnail(str(source), 800, height=height), small)
     best = float("inf")

@@ -13,6 +13,7 @@ import pyvips
 
 import pixfit
 from pixfit.errors import CorruptImage, TooLarge, UnsupportedImage
+from pixfit.formats import Encoder
 from pixfit.perceptual import Reference
 from pixfit.pipeline import SourceInfo, jpeg_shrink
 from pixfit.registry import ImageFormat
@@ -30,6 +31,7 @@ from tests.conftest import (
     photo,
     pixel,
     quadrants,
+    shown,
     solid,
     with_orientation,
 )
@@ -593,6 +595,57 @@ def test_jpeg_shrink_leaves_the_resize_a_factor_of_two(
 ) -> None:
     info = SourceInfo(ImageFormat.JPEG, *source, has_alpha=False)
     assert jpeg_shrink(info, *target) == shrink
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "shrink"),
+    [
+        ((5120, 2880), (800, 450), 4),  # 6.4x: 1/4 leaves 1.6x
+        ((2560, 1600), (800, 500), 2),  # 3.2x: 1/2 leaves 1.6x
+        ((3200, 2000), (800, 500), 2),  # 4x: 1/4 would land on the target, the DCT alone
+        ((2560, 1600), (1280, 800), 1),
+        ((5120, 2880), (300, 300), 4),  # 9.6x: 1/8 would leave 1.2x
+    ],
+)
+def test_a_coarse_jpeg_shrink_leaves_the_resize_one_and_a_half(
+    source: tuple[int, int], target: tuple[int, int], shrink: int
+) -> None:
+    info = SourceInfo(ImageFormat.JPEG, *source, has_alpha=False)
+    assert jpeg_shrink(info, *target, coarse=True) == shrink
+
+
+def _made_at(source: bytes, shrink: int, output: ImageFormat, quality: int | None) -> pyvips.Image:
+    """The 500x312 render of `source` decoded at 1/`shrink`, encoded as pixfit encodes."""
+    loaded = pyvips.Image.jpegload_buffer(source, shrink=shrink)
+    image = loaded.thumbnail_image(500, height=312, size="force").copy_memory()
+    if quality is None:
+        return image
+    return shown(Encoder(output).encode(image, quality))
+
+
+@pytest.mark.parametrize(
+    ("query", "output", "shrink"),
+    [
+        ({"q": 80, "format": "jpeg"}, ImageFormat.JPEG, 2),  # pinned and lossy: 1.6x left
+        ({"q": 60, "format": "webp"}, ImageFormat.WEBP, 2),
+        ({"q": 90, "format": "jpeg"}, ImageFormat.JPEG, 1),  # above COARSE_DECODE_QUALITY
+        ({"format": "png"}, ImageFormat.PNG, 1),  # lossless
+        ({"format": "jpeg"}, ImageFormat.JPEG, 1),  # searched: it aims at a perceptual score
+    ],
+)
+def test_only_a_pinned_low_lossy_quality_decodes_coarsely(
+    query: Mapping[str, object], output: ImageFormat, shrink: int
+) -> None:
+    # 1600 -> 500 is 3.2x: the fine rule decodes whole, the coarse one at 1/2.
+    source = bytes(photo(1600, 1000, seed=7).jpegsave_buffer(Q=90))
+    rendered = pixfit.render(source, {"w": 500, **query})
+    assert (rendered.width, rendered.height) == (500, 312)
+    quality = None if output == ImageFormat.PNG else rendered.quality
+    expected = _made_at(source, shrink, output, quality)
+    other = _made_at(source, 3 - shrink, output, quality)
+    shown_pixels = decoded_output(rendered)
+    assert (shown_pixels - expected).abs().max() == 0
+    assert (shown_pixels - other).abs().max() > 0
 
 
 def test_shrink_on_load_looks_like_a_full_decode() -> None:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import pyvips
 
+from pixfit.serve import MALLOC_TUNABLES, TUNABLES_ENV, malloc_tuned_environ
 from tests.conftest import shown
 
 START_SECONDS = 20
@@ -103,12 +104,13 @@ def started(
     workers: int = 1,
     wrapper: tuple[str, ...] = (),
     files: dict[str, bytes] | None = None,
+    environ: dict[str, str] | None = None,
     **settings: str,
 ) -> Iterator[Server]:
     """`pixfit serve` with `workers`, `settings` as PIXFIT_* variables, stopped at exit.
 
     The root holds photo.jpg (800x500) and `files`; `wrapper` is a command line that
-    `pixfit serve ...` is appended to (a namespace, say).
+    `pixfit serve ...` is appended to (a namespace, say); `environ` adds other variables.
     """
     root, tmpdir = tmp_path / "root", tmp_path / "tmp"
     root.mkdir()
@@ -122,7 +124,9 @@ def started(
     port = free_port(HOST)
     env = {key: value for key, value in os.environ.items() if not key.startswith("PIXFIT_")}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    env.pop(TUNABLES_ENV, None)
     env["TMPDIR"] = str(tmpdir)
+    env.update(environ or {})
     env.update({f"PIXFIT_{name.upper()}": value for name, value in settings.items()})
     command = [*wrapper, *pixfit_command(), "serve", "--root", str(root)]
     command += ["--host", HOST, "--port", str(port), "--workers", str(workers)]
@@ -176,6 +180,49 @@ def test_serve_binds_its_address_answers_images_and_problems_then_stops(server: 
     assert stop(server.process) == 0, server.output()
     # serve's per-run metrics folder goes away with the server.
     assert list(server.tmpdir.glob("pixfit-metrics-*")) == []
+
+
+@pytest.mark.parametrize(
+    ("environ", "libc", "restart"),
+    [
+        ({"PATH": "/bin"}, "glibc 2.36", True),
+        ({"PATH": "/bin", TUNABLES_ENV: ""}, "glibc 2.36", False),  # the operator's: kept
+        ({TUNABLES_ENV: "glibc.malloc.arena_max=4"}, "glibc 2.36", False),
+        ({"PATH": "/bin"}, "", False),  # musl and others: no tunables to set
+    ],
+)
+def test_serve_restarts_once_with_the_malloc_tunables(
+    environ: dict[str, str], libc: str, restart: bool
+) -> None:
+    tuned = malloc_tuned_environ(environ, libc)
+    if restart:
+        assert tuned == {**environ, TUNABLES_ENV: MALLOC_TUNABLES}
+    else:
+        assert tuned is None
+
+
+def _tunables_of(pid: int) -> str | None:
+    variables = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    found = [v for v in variables if v.startswith(TUNABLES_ENV.encode() + b"=")]
+    return found[0].split(b"=", 1)[1].decode() if found else None
+
+
+def _workers_of(pid: int) -> list[int]:
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [int(child) for child in children]
+
+
+def test_the_server_and_its_workers_run_under_the_malloc_tunables(tmp_path: Path) -> None:
+    with started(tmp_path, workers=2) as server:
+        pids = [server.process.pid, *_workers_of(server.process.pid)]
+        assert len(pids) == 3
+        for pid in pids:
+            tunables = _tunables_of(pid)
+            # glibc (2.36 here) may cut the variable at its first ':' once it has read it.
+            assert tunables and MALLOC_TUNABLES.startswith(tunables), (pid, tunables)
+    (tmp_path / "own").mkdir()
+    with started(tmp_path / "own", environ={TUNABLES_ENV: ""}) as server:
+        assert _tunables_of(server.process.pid) == ""  # the operator's choice stands
 
 
 def test_a_worker_is_recycled_after_its_renders_and_never_for_hits(tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import ctypes
 import ctypes.util
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -22,7 +22,14 @@ from pixfit.hints import ClientHints
 from pixfit.masters import Masters
 from pixfit.memory import MIB, RenderSize, render_bytes
 from pixfit.options import Options, parse_options
-from pixfit.pipeline import Job, SourceInfo, decode, decode_animation, inspect
+from pixfit.pipeline import (
+    COARSE_DECODE_QUALITY,
+    Job,
+    SourceInfo,
+    decode,
+    decode_animation,
+    inspect,
+)
 from pixfit.planner import Plan, animated_output, choose_outputs, plan
 from pixfit.profiles import NetworkClass
 from pixfit.registry import FORMATS, ImageFormat
@@ -165,7 +172,7 @@ def render_plan(
         animation = Animation.STILL
     outputs = choose_outputs(plan, info.format, info.has_alpha)
     check_render_size(info, geometry, outputs, plan, limits)
-    job = _job(plan, geometry, outputs[0])
+    job = _job(plan, geometry, outputs)
     # Decoded once, at the display size: every candidate is a resize or an encode of this.
     image = decode(data, info, job, deadline, masters, identity, page=plan.page)
     decoded = time.perf_counter()
@@ -173,11 +180,15 @@ def render_plan(
     return _rendered(replace(chosen, decoded=decoded), plan, start, animation)
 
 
-def _job(plan: Plan, geometry: Geometry, output: ImageFormat) -> Job:
-    """What every step reads (for an animation, every frame alike)."""
+def _job(plan: Plan, geometry: Geometry, outputs: Sequence[ImageFormat]) -> Job:
+    """What every step reads (for an animation, every frame alike); outputs[0] is made."""
+    coarse = plan.quality_max == plan.quality_min <= COARSE_DECODE_QUALITY and all(
+        FORMATS[output].lossy for output in outputs
+    )
     return Job(
-        geometry, oriented(plan.gravity, plan.rotate, plan.flip), output, plan.background,
+        geometry, oriented(plan.gravity, plan.rotate, plan.flip), outputs[0], plan.background,
         rotate=plan.rotate, flip=plan.flip, blur=plan.blur, sharpen=plan.sharpen,
+        coarse_decode=coarse,
     )  # fmt: skip
 
 
@@ -222,7 +233,7 @@ def _animated(
             f"together (limits.max_animation_pixels) but {info.frames} frames of "
             f"{geometry.width}x{geometry.height} were asked for"
         )
-    strip = decode_animation(data, info, _job(plan, geometry, output), deadline)
+    strip = decode_animation(data, info, _job(plan, geometry, (output,)), deadline)
     decoded = time.perf_counter()
     encoder = Encoder(output)
     quality, score = plan.quality_max, None

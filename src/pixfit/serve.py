@@ -7,9 +7,10 @@ import random
 import resource
 import shutil
 import signal
+import sys
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -20,8 +21,10 @@ from pixfit.limiter import RENDERED_ENVIRON_KEY
 from pixfit.rendering import limit_malloc_arenas
 
 __all__ = [
+    "MALLOC_TUNABLES",
     "PixfitServer",
     "gunicorn_settings",
+    "malloc_tuned_environ",
     "run_server",
 ]
 
@@ -32,6 +35,20 @@ SPARE_THREADS = 8
 WORKER_CONNECTIONS = 5000
 # prometheus_client's switch to metrics shared by all workers through files in a folder.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
+# glibc's malloc for a render server; glibc reads these only when a process starts, so
+# `pixfit serve` restarts itself once with them (see restart_with_malloc_tunables).
+# - A fixed mmap threshold: large buffers (a progressive JPEG's coefficients, 88 MB for a
+#   5120x2880 photo at 4:4:4) are mapped for each render and given back after it. glibc's
+#   sliding threshold moved them into the heap after the first, where each worker kept
+#   them: W1's peak PSS was about 100 MiB higher (bench/README.md, issue 14).
+# - Huge pages for those maps (where the kernel's THP mode is madvise or always): mapping
+#   88 MB in 4 KiB pages cost 20 ms of page faults per render; in 2 MiB pages about 1 ms.
+# - Two arenas, as limit_malloc_arenas sets after start-up for processes pixfit does not
+#   start itself.
+MALLOC_TUNABLES = (
+    "glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=4194304:glibc.malloc.arena_max=2"
+)
+TUNABLES_ENV = "GLIBC_TUNABLES"
 
 
 class PixfitServer(BaseApplication):  # type: ignore[misc]
@@ -149,8 +166,31 @@ def _count_renders(worker: Any, _request: Any, environ: dict[str, Any], _respons
         worker.alive = False
 
 
+def malloc_tuned_environ(environ: Mapping[str, str], libc: str) -> dict[str, str] | None:
+    """The environment to restart `pixfit serve` in with MALLOC_TUNABLES; None: go on as is.
+
+    None on a C library other than glibc, and when GLIBC_TUNABLES is already set: by the
+    restart itself, or by an operator, whose own setting (even an empty one) wins.
+    """
+    if not libc.startswith("glibc") or TUNABLES_ENV in environ:
+        return None
+    return {**environ, TUNABLES_ENV: MALLOC_TUNABLES}
+
+
+def restart_with_malloc_tunables() -> None:
+    """Replace this process with itself under MALLOC_TUNABLES, unless it already runs so."""
+    try:
+        libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
+    except (ValueError, OSError):  # not glibc
+        libc = ""
+    environ = malloc_tuned_environ(os.environ, libc)
+    if environ is not None:
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
+
+
 def run_server(config: Config) -> None:
     """Run gunicorn in the foreground until it is stopped."""
+    restart_with_malloc_tunables()
     if os.environ.get(MULTIPROCESS_ENV):
         PixfitServer(config).run()
         return
