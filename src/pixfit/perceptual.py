@@ -1,28 +1,34 @@
-"""The server's perceptual score: a cheap libvips proxy calibrated onto the SSIMULACRA2 scale.
+"""The server's perceptual score: a cheap proxy calibrated onto the SSIMULACRA2 scale.
 
 SSIMULACRA2 itself (XYB, six scales, SSIM and edge maps) ported to libvips operations matched
 the `ssimulacra2` package within about 1 point but took about 1 s per 1280x800 pair on one
 libvips thread, so the request path cannot afford it. This proxy measures what dominated
-SSIMULACRA2's terms on real photos, on the green channel (most of luma) and with integer
-operations where possible:
+SSIMULACRA2's terms on real photos: the error in the detail band (a difference of Gaussians)
+of the green channel (most of luma) at 1/2, 1/8 and 1/16 of the display size, normalised by
+the reference's local band-pass energy there (SSIM's contrast masking).
 
-- detail lost at the display size and at 1/8 of it (mean |difference of Gaussians|);
-- the error in that band-pass at 1/4 and 1/8 scale, normalised by the reference's local
-  band-pass energy (SSIM's contrast masking);
-- the blue-yellow shift at about 40x25 px.
+libvips halves the image once (a box filter, in 8 bits); numpy does the rest. At these sizes
+every libvips operation costs a millisecond or two of set-up (a convolution on 160x100 took
+2 ms), against tens of microseconds of arithmetic, so numpy made a 1280x800 score 3-4x cheaper.
 
-A weighted sum of these five numbers goes through SSIMULACRA2's own final polynomial. The
-weights were fitted by non-negative least squares on 540 candidates (6 wallpapers x 5 widths
-x 3 formats x 6 qualities) against the package; see bench/delivery.py for the check on other
-photos.
+A weighted sum of the three errors goes through SSIMULACRA2's own final polynomial. The
+weights were fitted by non-negative least squares on 342 candidates (18 wallpapers; JPEG and
+WebP q50-95, AVIF 4:4:4 10-bit q15-90 at 1, 0.7 and 0.5 of the width) against the package.
+Leaving each photo out in turn: mean absolute error 3.3 points after the per-format
+corrections below, Spearman 0.975 (0.989 within a photo). The libvips proxy it replaced
+(five features, 8-bit band-passes with a dead zone) had 5.8 on the same candidates.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Mapping
+import math
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pyvips
 
 from pixfit.registry import ImageFormat
@@ -33,61 +39,41 @@ __all__ = [
     "ssimulacra2_polynomial",
 ]
 
+Plane = npt.NDArray[np.floating[Any]]
+
 # SSIM's C2 (0.0009 on a 0..1 scale) in 8-bit units squared: local band-pass energy below
 # this does not mask errors.
 MASK_FLOOR = 0.0009 * 255 * 255
-# Squared band-pass errors up to this many 8-bit levels squared count as none.
-DEAD_ZONE = 2
-# Scales used: the display size (0), 1/4 (2) and 1/8 (3); 1/2 only links them.
-SCALES = 4
-# The chroma comparison size: what is left of colour after the eye's low-pass.
-CHROMA_WIDTH, CHROMA_HEIGHT = 40, 25
-# Fitted weights, in feature order (see _features); the sum is SSIMULACRA2's pre-polynomial
-# error. Leave-one-photo-out on the fit set: Spearman 0.987 (0.983-0.997 within a photo),
-# mean absolute error 4.3 points.
-WEIGHTS = (444.666, 44.481, 65.83, 148.207, 380.262)
+# Fitted weights of the masked band-pass error per scale (1 = half the display size, 4 =
+# 1/16); the sum is SSIMULACRA2's pre-polynomial error. 1/4 got no weight: it is only the
+# step between 1/2 and 1/8.
+WEIGHTS: Mapping[int, float] = {1: 20.592, 3: 119.248, 4: 301.331}
+SCALES = max(WEIGHTS)
 IDENTICAL = 100.0
 # Per-format corrections onto the reference's scale, as (proxy, SSIMULACRA2) knots joined by
-# straight lines. The raw proxy reads AVIF (4:4:4, 10 bits) 6.5 points low above 75, WebP
-# about 4.4, JPEG about right. AVIF: 150 candidates (10 wallpapers not in bench/delivery.py's
-# set, q15-90 at full width, 0.7x and 0.5x); mean absolute error 7.1 -> 5.0 (leave one photo
-# out: 5.7), signed above 75 -6.5 -> -0.2. WebP and JPEG: 360 candidates (12 wallpapers,
-# q50-95), pinned to the identity at 60 and 100. What is left is mostly per photo: a grey,
-# grainy one reads 6-8 high at every quality, a busy one as much low.
+# straight lines, fitted on the same candidates: the proxy reads JPEG about 3 points high,
+# WebP about 2, AVIF about right. What is left is mostly per photo (one reads 12 high, one
+# 4 low at every quality).
 CORRECTIONS: Mapping[ImageFormat, tuple[tuple[float, float], ...]] = {
-    ImageFormat.AVIF: ((0, 0), (40, 43.1), (60, 60.7), (70, 72.1), (80, 88.6), (100, 100)),
-    ImageFormat.WEBP: ((0, 0), (60, 60), (70, 74.1), (80, 83.1), (90, 88.1), (100, 100)),
-    ImageFormat.JPEG: ((0, 0), (60, 60), (70, 70.8), (80, 80.7), (90, 89.4), (100, 100)),
+    ImageFormat.AVIF: ((0, 0), (50, 50.8), (90, 88.0), (100, 100)),
+    ImageFormat.WEBP: ((0, 0), (50, 49.7), (90, 87.3), (100, 100)),
+    ImageFormat.JPEG: ((0, 0), (50, 47.9), (90, 86.1), (100, 100)),
 }
-
-
-def _band_pass(grey: pyvips.Image) -> pyvips.Image:
-    """Difference of Gaussians in 8-bit integers: the detail at this scale."""
-    return grey - grey.gaussblur(1.0, min_ampl=0.1, precision="integer")
-
-
-def _stats(image: pyvips.Image) -> tuple[float, float]:
-    """Sum and sum of squares of a one-band image."""
-    row = image.stats().tolist()[0]
-    return float(row[2]), float(row[3])
+# The detail band is the plane minus its blur by libvips' gaussmat(1.0, min_ampl=0.1); the
+# masking energy is the squared band blurred by gaussmat(1.5, min_ampl=0.01).
+DETAIL_KERNEL = np.array([3, 12, 20, 12, 3], np.float32) / 50
+MASK_KERNEL = np.exp(-(np.arange(-4, 5, dtype=np.float32) ** 2) / (2 * 1.5**2))
+MASK_KERNEL /= MASK_KERNEL.sum()
 
 
 @dataclass(frozen=True, slots=True)
 class _Level:
-    """The reference at one scale: only what the features at that scale read."""
+    """The reference at one weighted scale."""
 
-    # Mean |band-pass|: how much detail the reference has here (DETAIL_SCALES only).
-    detail: float | None
-    # The band-pass, and 1 / (local band-pass energy + MASK_FLOOR) (MASKED_SCALES only).
-    band_pass: pyvips.Image | None
-    mask: pyvips.Image | None
-
-
-# Which features each scale feeds: detail lost (display size, 1/8), masked band-pass error
-# (1/4, 1/8). Nothing else is computed: the float mask at the display size alone was 19 of
-# the reference's 66 ms at 1280x800.
-DETAIL_SCALES = (0, 3)
-MASKED_SCALES = (2, 3)
+    weight: float
+    band_pass: Plane
+    # 1 / (local band-pass energy + MASK_FLOOR): errors count less where detail hides them.
+    mask: Plane
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,30 +83,17 @@ class Reference:
     width: int
     height: int
     levels: tuple[_Level, ...]
-    chroma: pyvips.Image
 
     @classmethod
     def of(cls, image: pyvips.Image) -> Reference:
-        """Prepare `image` (8-bit sRGB) as the reference."""
-        image = image.colourspace("srgb")
-        grey = image.extract_band(1)
+        """Prepare `image` (any colour space libvips can turn into sRGB) as the reference."""
+        grey = image.colourspace("srgb").extract_band(1)
         levels = []
-        for scale in range(SCALES):
-            grey = grey.copy_memory()
-            detail = band = mask = None
-            if scale in DETAIL_SCALES or scale in MASKED_SCALES:
-                band = _band_pass(grey).copy_memory()
-                detail = band.abs().avg() if scale in DETAIL_SCALES else None
-            if band is not None and scale in MASKED_SCALES:
-                energy = (
-                    (band * band).cast("float").gaussblur(1.5, min_ampl=0.01, precision="float")
-                )
-                mask = ((energy + MASK_FLOOR) ** -1).copy_memory()
-            else:
-                band = None
-            levels.append(_Level(detail, band, mask))
-            grey = grey.shrink(2, 2)
-        return cls(image.width, image.height, tuple(levels), _chroma(image).copy_memory())
+        for scale, plane in enumerate(_pyramid(grey), start=1):
+            if scale in WEIGHTS:
+                band = _band_pass(plane)
+                levels.append(_Level(WEIGHTS[scale], band, _mask(band)))
+        return cls(grey.width, grey.height, tuple(levels))
 
     def score(self, candidate: pyvips.Image, encoded_as: ImageFormat | None = None) -> float:
         """The candidate's score (SSIMULACRA2 scale); a smaller candidate is scaled up first.
@@ -128,49 +101,88 @@ class Reference:
         `encoded_as` names the format whose artifacts the candidate carries, for its
         correction onto the reference's scale (none: the raw proxy).
         """
-        features = self._features(candidate.colourspace("srgb"))
-        error = sum(w * f for w, f in zip(WEIGHTS, features, strict=True))
-        raw = ssimulacra2_polynomial(error)
-        knots = CORRECTIONS.get(encoded_as) if encoded_as is not None else None
-        return _interpolate(knots, raw) if knots else raw
-
-    def _features(self, candidate: pyvips.Image) -> tuple[float, ...]:
-        grey = candidate.extract_band(1)
+        grey = candidate.colourspace("srgb").extract_band(1)
         if (grey.width, grey.height) != (self.width, self.height):
             grey = grey.resize(
                 self.width / grey.width, vscale=self.height / grey.height, kernel="linear"
             )
-        lost = []
-        masked = []
-        for level in self.levels:
-            grey = grey.copy_memory()
-            band = _band_pass(grey) if level.detail is not None or level.mask is not None else None
-            if band is not None and level.detail is not None:
-                lost.append(max(0.0, level.detail - band.abs().avg()))
-            if band is not None and level.band_pass is not None and level.mask is not None:
-                error = band - level.band_pass
-                # Errors of a level or two are the 8-bit rounding of any re-encode: invisible.
-                squared = error * error - DEAD_ZONE
-                _, squares = _stats((squared + squared.abs()) * level.mask * 0.5)
-                masked.append((squares / (grey.width * grey.height)) ** 0.5)
-            grey = grey.shrink(2, 2)
-        shift, _ = _stats((_chroma(candidate) - self.chroma).abs()[2])
-        return (
-            lost[0] / 255,
-            masked[0],
-            lost[1] / 255,
-            masked[1],
-            shift / (CHROMA_WIDTH * CHROMA_HEIGHT) / 100,
+        planes = [p for s, p in enumerate(_pyramid(grey), start=1) if s in WEIGHTS]
+        error = sum(
+            level.weight * _masked_error(level, plane)
+            for level, plane in zip(self.levels, planes, strict=True)
         )
+        raw = ssimulacra2_polynomial(error)
+        knots = CORRECTIONS.get(encoded_as) if encoded_as is not None else None
+        return _interpolate(knots, raw) if knots else raw
 
 
-def _chroma(image: pyvips.Image) -> pyvips.Image:
-    x_factor, y_factor = image.width / CHROMA_WIDTH, image.height / CHROMA_HEIGHT
-    if x_factor >= 1 and y_factor >= 1:
-        small = image.shrink(x_factor, y_factor)  # a box filter: the cheapest low-pass
-    else:  # a candidate smaller than the comparison size (a budget nothing sensible meets)
-        small = image.resize(1 / x_factor, vscale=1 / y_factor, kernel="linear")
-    return small.colourspace("lab")
+def _pyramid(grey: pyvips.Image) -> Iterator[Plane]:
+    """The one-band `grey` at 1/2, 1/4, ... 1/2**SCALES of its size."""
+    # The one libvips step: the only plane big enough for libvips to be worth its set-up.
+    half = grey.shrink(2, 2)
+    # numpy() drops axes of length 1; a 1-pixel-high image is still a plane.
+    plane: Plane = half.numpy().astype(np.float32).reshape(half.height, half.width)
+    yield plane
+    for _ in range(SCALES - 1):
+        plane = _halve(plane)
+        yield plane
+
+
+def _halve(plane: Plane) -> Plane:
+    """A 2x2 box average; an odd last row or column is repeated, as libvips' shrink does."""
+    height, width = plane.shape
+    if height % 2 or width % 2:
+        plane = np.pad(plane, ((0, height % 2), (0, width % 2)), mode="edge")
+    total = plane[0::2, 0::2] + plane[1::2, 0::2] + plane[0::2, 1::2] + plane[1::2, 1::2]
+    return total * np.float32(0.25)
+
+
+def _blur(plane: Plane, kernel: Plane) -> Plane:
+    """A separable convolution by a symmetric `kernel`, edges repeated.
+
+    In place where it can be: at a 5 MP display size each plane is 5 MB, and temporaries
+    added 10 MiB to a render's peak (bench/pipeline.py, section 3).
+    """
+    radius = len(kernel) // 2
+    height, width = plane.shape
+    padded: Plane = np.pad(plane, radius, mode="edge")
+    rows = padded[:, radius : radius + width] * kernel[radius]
+    pair = np.empty_like(rows)
+    for i in range(radius):
+        np.add(padded[:, i : i + width], padded[:, 2 * radius - i :][:, :width], out=pair)
+        pair *= kernel[i]
+        rows += pair
+    del padded
+    out: Plane = rows[radius : radius + height] * kernel[radius]
+    pair = pair[:height]
+    for i in range(radius):
+        np.add(rows[i : i + height], rows[2 * radius - i :][:height], out=pair)
+        pair *= kernel[i]
+        out += pair
+    return out
+
+
+def _band_pass(plane: Plane) -> Plane:
+    """Difference of Gaussians: the detail at this scale."""
+    blurred = _blur(plane, DETAIL_KERNEL)
+    return np.subtract(plane, blurred, out=blurred)
+
+
+def _mask(band: Plane) -> Plane:
+    """1 / (local band-pass energy + MASK_FLOOR)."""
+    energy = _blur(band * band, MASK_KERNEL)
+    energy += MASK_FLOOR
+    return np.reciprocal(energy, out=energy)
+
+
+def _masked_error(level: _Level, plane: Plane) -> float:
+    """Root mean square of the band-pass error squared and weighted by the reference's mask."""
+    error = _band_pass(plane)
+    error -= level.band_pass
+    error *= error
+    error *= level.mask
+    np.square(error, out=error)
+    return math.sqrt(float(error.sum(dtype=np.float64)) / error.size)
 
 
 def _interpolate(knots: tuple[tuple[float, float], ...], x: float) -> float:
