@@ -44,3 +44,26 @@ def test_a_smaller_candidate_is_scaled_up_and_scores_lower(photo: pyvips.Image) 
 def test_score_matches_the_prepared_reference(photo: pyvips.Image) -> None:
     candidate = decoded(photo.webpsave_buffer(Q=40))
     assert score(photo, candidate) == pytest.approx(Reference.of(photo).score(candidate))
+
+
+@pytest.mark.parametrize(("width", "height"), [(1, 1), (3, 2), (1, 40), (17, 9)])
+def test_images_smaller_than_the_coarsest_scale_score_too(
+    photo: pyvips.Image, width: int, height: int
+) -> None:
+    # 1/16 of these is under a pixel, and numpy drops axes of length 1.
+    tiny = photo.resize(width / WIDTH, vscale=height / HEIGHT).copy_memory()
+    assert (tiny.width, tiny.height) == (width, height)
+    assert score(tiny, tiny) == 100
+    assert score(photo, tiny) < 60
+
+
+def test_an_encode_carrying_alpha_or_16_bits_scores_like_its_8_bit_srgb(
+    photo: pyvips.Image,
+) -> None:
+    reference = Reference.of(photo)
+    plain = decoded(photo.jpegsave_buffer(Q=60))
+    with_alpha = plain.bandjoin(255)
+    wide = plain.colourspace("rgb16")
+    expected = reference.score(plain)
+    assert reference.score(with_alpha) == pytest.approx(expected)
+    assert reference.score(wide) == pytest.approx(expected, abs=0.5)
