@@ -86,6 +86,11 @@ FAST_TRIM_ENCODES = 2
 # the step above buys about a point. Three encodes and no such stop left 36% of a 100 KB
 # budget unused on a busy photo (bench/delivery.py, Path at 3g: q40 for 64 KB where q48 fit).
 BUDGET_FILL = 0.9
+# ...but where bytes are scarce (SCARCE_BYTES_PER_PIXEL) the last tenth of the budget is
+# worth its encodes, which are of narrow widths and cheap: at 12 KB a 320 px WebP at q64
+# used 92% of the budget and scored 9 points under q74, which fit (bench/delivery.py,
+# EveningGlow at slow-2g).
+SCARCE_BUDGET_FILL = 0.97
 # Below this many bytes per display pixel a second format is tried in fast mode: WebP beat
 # AVIF 4:2:0 under 12-25 KB at 1280x800 (0.01-0.02), and cost the same search again. AVIF
 # 4:4:4 at 10 bits beat WebP at every width under 25 KB (0.024); under 12 KB (0.012) WebP
@@ -265,9 +270,21 @@ def _fast(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max:
         return
     # A second format only where bytes are scarce (see SCARCE_BYTES_PER_PIXEL).
     scarce = run.budget < run.image.width * run.image.height * SCARCE_BYTES_PER_PIXEL
-    for encoder in encoders[: 2 if scarce else 1]:
-        ceiling = min(quality_max, QUALITY_CEILING.get(encoder.format, quality_max))
-        _fast_budget(run, encoder, widths, quality_min, max(quality_min, ceiling))
+    fits = [
+        _fast_budget(
+            run, encoder, widths, quality_min, _ceiling(encoder, quality_min, quality_max), scarce
+        )
+        for encoder in encoders[: 2 if scarce else 1]
+    ]
+    best = run.best
+    if scarce and best is not None and run.fits(len(best.data)) and best.score < run.target:
+        # Where nothing holds together, fewer pixels at a higher quality often look better:
+        # at 12 KB the brute force's best was 320 px on busy photos, where the prediction
+        # stopped at 909 px and scored 5-7 points lower (bench/delivery.py, FallenLeaf and
+        # Path at slow-2g). Not where a format reaches the target: narrower loses detail
+        # there, and walking from the full width cost 1-2 fixed renders a format.
+        for fit in fits:
+            _narrower(run, fit, widths, quality_min, quality_max)
     # Then, once, for the winner only: no byte more than the target needs.
     best = run.best
     if best is not None and run.fits(len(best.data)) and best.score >= run.target + TARGET_SLACK:
@@ -278,9 +295,25 @@ def _fast(run: _Run, encoders: Sequence[Encodes], quality_min: int, quality_max:
         )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class _Fit:
+    """One format's budget fit: its first candidate, the encodes made by (width, quality) for
+    later secants to start from, and the share of the budget that ends a secant."""
+
+    encoder: Encodes
+    first: Candidate
+    known: dict[tuple[int, int], bytes]
+    fill: float
+
+
 def _fast_budget(
-    run: _Run, encoder: Encodes, widths: list[int], quality_min: int, quality_max: int
-) -> None:
+    run: _Run,
+    encoder: Encodes,
+    widths: list[int],
+    quality_min: int,
+    quality_max: int,
+    scarce: bool,
+) -> _Fit:
     """Fit the budget at the predicted width, and at one neighbour if the quality hit an end."""
     assert run.budget is not None
     pivot = PIVOT_QUALITY.get(encoder.format, 50)
@@ -295,13 +328,30 @@ def _fast_budget(
             index = i
             break
     known = {(probe_width, pivot): probe}
-    first = _fit_quality(run, encoder, widths[index], quality_min, quality_max, known)
-    # A neighbour only when the quality hit an end of its range: at the floor the width is too
+    fill = SCARCE_BUDGET_FILL if scarce else BUDGET_FILL
+
+    def fitted(width: int) -> Candidate:
+        return _fit_quality(run, encoder, width, quality_min, quality_max, known, fill)
+
+    first = fitted(widths[index])
+    # A neighbour when the quality hit an end of its range: at the floor the width is too
     # large for the budget, at the ceiling the budget could pay for more pixels.
     if first.quality == quality_min and index + 1 < len(widths):
-        _fit_quality(run, encoder, widths[index + 1], quality_min, quality_max, known)
+        fitted(widths[index + 1])
     elif first.quality == quality_max and index > 0:
-        _fit_quality(run, encoder, widths[index - 1], quality_min, quality_max, known)
+        fitted(widths[index - 1])
+    return _Fit(encoder, first, known, fill)
+
+
+def _narrower(run: _Run, fit: _Fit, widths: list[int], quality_min: int, quality_max: int) -> None:
+    """Fit the budget at ladder widths narrower than `fit`'s while the score rises."""
+    best = fit.first
+    top = _ceiling(fit.encoder, quality_min, quality_max)
+    for width in (w for w in widths if w < best.width):
+        found = _fit_quality(run, fit.encoder, width, quality_min, top, fit.known, fit.fill)
+        if found.score <= best.score:
+            return
+        best = found
 
 
 def _fit_quality(
@@ -311,8 +361,10 @@ def _fit_quality(
     quality_min: int,
     quality_max: int,
     known: dict[tuple[int, int], bytes],
+    fill: float,
 ) -> Candidate:
-    """The highest quality that fits the budget at `width`, by a secant on log(bytes)."""
+    """The highest quality that fits the budget at `width`, by a secant on log(bytes), stopping
+    once a fitting encode fills `fill` of the budget."""
     assert run.budget is not None
     slope = RATE_SLOPE.get(encoder.format, DEFAULT_RATE_SLOPE)
     nearest = min(known, key=lambda k: abs(k[0] - width))
@@ -333,7 +385,7 @@ def _fit_quality(
             break
         if fits is not None and (
             fits[0] == quality_max
-            or len(fits[1]) >= BUDGET_FILL * run.budget
+            or len(fits[1]) >= fill * run.budget
             or (fails and fails[0] - fits[0] <= 1)
         ):
             break
@@ -424,10 +476,15 @@ def _shrink_until_fits(run: _Run, encoder: Encodes, quality_min: int) -> None:
     run.candidate(encoder, fitted.quality, fitted.data)
 
 
+def _ceiling(encoder: Encodes, quality_min: int, quality_max: int) -> int:
+    """The highest quality fast mode spends under a budget (QUALITY_CEILING)."""
+    return max(quality_min, min(quality_max, QUALITY_CEILING.get(encoder.format, quality_max)))
+
+
 def _window_top(encoder: Encodes, aim: float, quality_min: int, quality_max: int) -> int:
     """The highest quality fast mode spends on `aim` without a budget: the calibrated start
     plus the headroom, and never past the format's ceiling."""
-    top = min(quality_max, QUALITY_CEILING.get(encoder.format, quality_max))
+    top = _ceiling(encoder, quality_min, quality_max)
     return max(quality_min, min(top, start_quality(encoder.format, aim) + HEADROOM))
 
 
