@@ -102,6 +102,19 @@ def cpu_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime + stime
 
 
+def settle(workers: list[int]) -> None:
+    """Wait until no worker spends CPU (a new one may still be importing), so that the CPU
+    the render then spends tells which worker took it."""
+    deadline = time.monotonic() + START_SECONDS
+    ticks = {pid: cpu_ticks(pid) for pid in workers}
+    while time.monotonic() < deadline:
+        time.sleep(0.3)
+        now = {pid: cpu_ticks(pid) for pid in workers}
+        if now == ticks:
+            return
+        ticks = now
+
+
 def worker_at_work(ticks: dict[int, int], request: threading.Thread) -> int:
     """The worker that has spent 50 ms of CPU since `ticks` (an idle worker spends none),
     polled so that the kill lands early in the render however fast the machine is."""
@@ -136,6 +149,7 @@ def test_a_worker_killed_mid_render_is_replaced_and_leaves_no_partial_entry(
         while len(workers_of(server.process.pid)) < 2 and time.monotonic() < deadline:
             time.sleep(0.1)
         before = workers_of(server.process.pid)
+        settle(before)
         outcome: list[object] = []
 
         def render() -> None:

@@ -12,18 +12,19 @@ every libvips operation costs a millisecond or two of set-up (a convolution on 1
 2 ms), against tens of microseconds of arithmetic, so numpy made a 1280x800 score 3-4x cheaper.
 
 A weighted sum of the three errors goes through SSIMULACRA2's own final polynomial. The
-weights were fitted by non-negative least squares on 342 candidates (18 wallpapers; JPEG and
-WebP q50-95, AVIF 4:4:4 10-bit q15-90 at 1, 0.7 and 0.5 of the width) against the package.
-Leaving each photo out in turn: mean absolute error 3.3 points after the per-format
-corrections below, Spearman 0.975 (0.989 within a photo). The libvips proxy it replaced
-(five features, 8-bit band-passes with a dead zone) had 5.8 on the same candidates.
+weights and the per-format corrections were fitted by bench/proxy_fit.py on 342 candidates
+(bench/proxy_calibration.csv: 18 wallpapers; JPEG and WebP q50-95, AVIF 4:4:4 10-bit q15-90
+at 1, 0.7 and 0.5 of the width) against the `ssimulacra2` package. Leaving each photo out in
+turn: mean absolute error 3.5 points, Spearman 0.977 (0.990 within a photo). The libvips proxy
+it replaced (five features, 8-bit band-passes with a dead zone) was 5.8 points off on the same
+candidates before its corrections.
 """
 
 from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,7 +49,6 @@ MASK_FLOOR = 0.0009 * 255 * 255
 # 1/16); the sum is SSIMULACRA2's pre-polynomial error. 1/4 got no weight: it is only the
 # step between 1/2 and 1/8.
 WEIGHTS: Mapping[int, float] = {1: 20.592, 3: 119.248, 4: 301.331}
-SCALES = max(WEIGHTS)
 IDENTICAL = 100.0
 # Per-format corrections onto the reference's scale, as (proxy, SSIMULACRA2) knots joined by
 # straight lines, fitted on the same candidates: the proxy reads JPEG about 3 points high,
@@ -68,9 +68,9 @@ MASK_KERNEL /= MASK_KERNEL.sum()
 
 @dataclass(frozen=True, slots=True)
 class _Level:
-    """The reference at one weighted scale."""
+    """The reference at one scale."""
 
-    weight: float
+    scale: int
     band_pass: Plane
     # 1 / (local band-pass energy + MASK_FLOOR): errors count less where detail hides them.
     mask: Plane
@@ -85,45 +85,50 @@ class Reference:
     levels: tuple[_Level, ...]
 
     @classmethod
-    def of(cls, image: pyvips.Image) -> Reference:
-        """Prepare `image` (any colour space libvips can turn into sRGB) as the reference."""
+    def of(cls, image: pyvips.Image, scales: Collection[int] = tuple(WEIGHTS)) -> Reference:
+        """Prepare `image` (any colour space libvips can turn into sRGB) as the reference.
+
+        `scales` are those `errors` measures (1 = half the size); `score` needs WEIGHTS'.
+        """
         grey = image.colourspace("srgb").extract_band(1)
         levels = []
-        for scale, plane in enumerate(_pyramid(grey), start=1):
-            if scale in WEIGHTS:
+        for scale, plane in enumerate(_pyramid(grey, max(scales)), start=1):
+            if scale in scales:
                 band = _band_pass(plane)
-                levels.append(_Level(WEIGHTS[scale], band, _mask(band)))
+                levels.append(_Level(scale, band, _mask(band)))
         return cls(grey.width, grey.height, tuple(levels))
 
-    def score(self, candidate: pyvips.Image, encoded_as: ImageFormat | None = None) -> float:
-        """The candidate's score (SSIMULACRA2 scale); a smaller candidate is scaled up first.
-
-        `encoded_as` names the format whose artifacts the candidate carries, for its
-        correction onto the reference's scale (none: the raw proxy).
-        """
+    def errors(self, candidate: pyvips.Image) -> dict[int, float]:
+        """The masked band-pass error at each prepared scale; a smaller candidate is scaled
+        up to the reference's size first."""
         grey = candidate.colourspace("srgb").extract_band(1)
         if (grey.width, grey.height) != (self.width, self.height):
             grey = grey.resize(
                 self.width / grey.width, vscale=self.height / grey.height, kernel="linear"
             )
-        planes = [p for s, p in enumerate(_pyramid(grey), start=1) if s in WEIGHTS]
-        error = sum(
-            level.weight * _masked_error(level, plane)
-            for level, plane in zip(self.levels, planes, strict=True)
-        )
-        raw = ssimulacra2_polynomial(error)
+        planes = dict(enumerate(_pyramid(grey, self.levels[-1].scale), start=1))
+        return {level.scale: _masked_error(level, planes[level.scale]) for level in self.levels}
+
+    def score(self, candidate: pyvips.Image, encoded_as: ImageFormat | None = None) -> float:
+        """The candidate's score (SSIMULACRA2 scale).
+
+        `encoded_as` names the format whose artifacts the candidate carries, for its
+        correction onto the reference's scale (none: the raw proxy).
+        """
+        errors = self.errors(candidate)
+        raw = ssimulacra2_polynomial(sum(WEIGHTS[scale] * errors[scale] for scale in WEIGHTS))
         knots = CORRECTIONS.get(encoded_as) if encoded_as is not None else None
         return _interpolate(knots, raw) if knots else raw
 
 
-def _pyramid(grey: pyvips.Image) -> Iterator[Plane]:
-    """The one-band `grey` at 1/2, 1/4, ... 1/2**SCALES of its size."""
+def _pyramid(grey: pyvips.Image, depth: int) -> Iterator[Plane]:
+    """The one-band `grey` at 1/2, 1/4, ... 1/2**depth of its size."""
     # The one libvips step: the only plane big enough for libvips to be worth its set-up.
     half = grey.shrink(2, 2)
     # numpy() drops axes of length 1; a 1-pixel-high image is still a plane.
     plane: Plane = half.numpy().astype(np.float32).reshape(half.height, half.width)
     yield plane
-    for _ in range(SCALES - 1):
+    for _ in range(depth - 1):
         plane = _halve(plane)
         yield plane
 
