@@ -31,6 +31,7 @@ import pytest
 import pyvips
 
 import pixfit
+from pixfit.serve import MALLOC_TUNABLES
 from tests.conftest import require_tool, shown
 
 EXPRESS = Path(sys.prefix) / "bin" / "mod_wsgi-express"
@@ -148,7 +149,14 @@ def apache_xsendfile() -> Iterator[Apache]:
     yield from _apache(xsendfile=True)
 
 
-def _apache(*, xsendfile: bool) -> Iterator[Apache]:
+@pytest.fixture(scope="module")
+def apache_embedded() -> Iterator[Apache]:
+    """pixfit in embedded mode (inside Apache's own process), with a memory cache and the
+    malloc tunables README.md gives Apache, as bench/mod_wsgi_hits.py measures it."""
+    yield from _apache(xsendfile=False, embedded=True)
+
+
+def _apache(*, xsendfile: bool, embedded: bool = False) -> Iterator[Apache]:
     if not EXPRESS.exists():
         if shutil.which("apxs") or Path("/usr/bin/apxs").exists():
             pytest.fail(f"apxs is installed but {EXPRESS} is missing: run `make test`")
@@ -171,12 +179,12 @@ def _apache(*, xsendfile: bool) -> Iterator[Apache]:
     # 644 files. Nothing secret goes in it.
     tmp = Path(tempfile.mkdtemp(prefix="pixfit-mod-wsgi-"))
     try:
-        yield from _serve(tmp, xsendfile=xsendfile)
+        yield from _serve(tmp, xsendfile=xsendfile, embedded=embedded)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-def _serve(tmp: Path, *, xsendfile: bool) -> Iterator[Apache]:
+def _serve(tmp: Path, *, xsendfile: bool, embedded: bool) -> Iterator[Apache]:
     tmp.chmod(0o755)
     images = tmp / "images"
     images.mkdir(mode=0o755)
@@ -209,6 +217,8 @@ def _serve(tmp: Path, *, xsendfile: bool) -> Iterator[Apache]:
         included += (
             f"LoadModule xsendfile_module {XSENDFILE_MODULE}\nXSendFile On\nXSendFilePath {cache}\n"
         )
+    if embedded:
+        settings["PIXFIT_CACHE_KIND"] = "memory"
     include.write_text(included)
     include.chmod(0o644)
     script = tmp / "pixfit.wsgi"
@@ -255,6 +265,11 @@ def _serve(tmp: Path, *, xsendfile: bool) -> Iterator[Apache]:
         "--include-file",
         str(include),
     ]
+    if embedded:
+        settings_file = tmp / "envvars"
+        settings_file.write_text(f"export GLIBC_TUNABLES={MALLOC_TUNABLES}\n")
+        settings_file.chmod(0o644)
+        command += ["--embedded-mode", "--envvars-script", str(settings_file)]
     if IS_ROOT:
         command += ["--user", "www-data", "--group", "www-data"]
     # A clean environment for Apache: no PIXFIT_* from the caller, and a locale that exists.
@@ -396,6 +411,23 @@ def test_disk_hits_go_out_through_x_sendfile(apache_xsendfile: Apache) -> None:
             assert hit.headers["ETag"] == first.headers["ETag"]
             image = shown(hit.body)
             assert (image.width, image.height) == (300, 200)
+
+
+def test_embedded_mode_renders_and_answers_hits_from_memory(apache_embedded: Apache) -> None:
+    with apache_embedded.log_on_failure():
+        first = apache_embedded.get("/photo.jpg?w=300&q=70&format=jpeg")
+        assert first.status == 200 and "decode" in first.headers["Server-Timing"]
+        image = shown(first.body)
+        assert (image.width, image.height) == (300, 200)
+        hit = apache_embedded.get("/photo.jpg?w=300&q=70&format=jpeg")
+        assert hit.status == 200
+        assert hit.headers["Server-Timing"] == 'cache;desc="hit"'
+        assert hit.body == first.body
+        assert int(hit.headers["Content-Length"]) == len(first.body)
+        assert hit.headers["ETag"] == first.headers["ETag"]
+        bad = apache_embedded.get("/photo.jpg?w=abc")
+        assert bad.status == 400
+        assert bad.headers["Content-Type"] == "application/problem+json"
 
 
 def test_survives_slow_clients_and_cuts_them_by_the_vhost_timeouts(apache: Apache) -> None:
