@@ -1086,7 +1086,8 @@ def report(rows: list[Row], header: list[str]) -> str:
         kb = f"{r.out_kb:.1f}" if r.out_kb else "-"
         lines.append(
             f"| {r.server} | {r.workload} | {rps} | {_ms(r.p50)} | {_ms(r.p99)} | "
-            f"{r.errors:.0f} | {peak} | {r.cpu_ms:.1f} | {r.other_cores:.2f} | {kb} | {r.note} |"
+            f"{r.errors:.0f} | {peak} | {r.cpu_ms:.{1 if r.cpu_ms >= 10 else 2}f} | "
+            f"{r.other_cores:.2f} | {kb} | {r.note} |"
         )
     lines += ["", "| goal | measured | target | met |", "|---|--:|--:|---|"]
     for what, value, goal, met in goals(rows):
@@ -1106,7 +1107,15 @@ def report(rows: list[Row], header: list[str]) -> str:
         ("W1 pixfit / thumbor", ("pixfit", "W1"), ("thumbor", "W1")),
         ("W2 pixfit / ipx", ("pixfit", "W2"), ("ipx", "W2")),
         ("W3 budget / fixed", ("pixfit", "W3 budget"), ("pixfit", "W3 fixed")),
-    ):
+        ("W4 pixfit hits / thumbor result storage",
+         ("pixfit cache=memory", "W4"), ("thumbor result-storage", "W4")),
+        ("W4 mod_wsgi / pixfit serve",
+         ("pixfit mod_wsgi cache=memory", "W4"), ("pixfit cache=memory", "W4")),
+        ("W4 mod_wsgi embedded / pixfit serve",
+         ("pixfit mod_wsgi embedded cache=memory", "W4"), ("pixfit cache=memory", "W4")),
+        ("W5 pixfit / ipx", ("pixfit masters", "W5"), ("ipx fan-out", "W5")),
+        ("W5 pixfit / thumbor", ("pixfit masters", "W5"), ("thumbor fan-out", "W5")),
+    ):  # fmt: skip
         mine, theirs = _find(rows, *fast), _find(rows, *slow)
         if mine and theirs and mine.cpu_ms:
             lines.append(f"| {what} | {theirs.cpu_ms / mine.cpu_ms:.2f} |")

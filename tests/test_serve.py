@@ -214,6 +214,10 @@ def _workers_of(pid: int) -> list[int]:
 
 def test_the_server_and_its_workers_run_under_the_malloc_tunables(tmp_path: Path) -> None:
     with started(tmp_path, workers=2) as server:
+        # gunicorn forks its workers a random fraction of a second apart: wait for both.
+        deadline = time.monotonic() + START_SECONDS
+        while len(_workers_of(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         pids = [server.process.pid, *_workers_of(server.process.pid)]
         assert len(pids) == 3
         for pid in pids:

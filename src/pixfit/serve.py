@@ -25,6 +25,7 @@ __all__ = [
     "PixfitServer",
     "gunicorn_settings",
     "malloc_tuned_environ",
+    "restart_with_malloc_tunables",
     "run_server",
 ]
 
@@ -178,7 +179,11 @@ def malloc_tuned_environ(environ: Mapping[str, str], libc: str) -> dict[str, str
 
 
 def restart_with_malloc_tunables() -> None:
-    """Replace this process with itself under MALLOC_TUNABLES, unless it already runs so."""
+    """Replace this process with itself under MALLOC_TUNABLES, unless it already runs so.
+
+    For the `pixfit serve` command, whose process is pixfit's own; not for `run_server`,
+    which a host program may call from a process it owns.
+    """
     try:
         libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
     except (ValueError, OSError):  # not glibc
@@ -190,7 +195,6 @@ def restart_with_malloc_tunables() -> None:
 
 def run_server(config: Config) -> None:
     """Run gunicorn in the foreground until it is stopped."""
-    restart_with_malloc_tunables()
     if os.environ.get(MULTIPROCESS_ENV):
         PixfitServer(config).run()
         return
