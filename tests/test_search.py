@@ -9,6 +9,8 @@ from pixfit.formats import Encoder
 from pixfit.perceptual import Reference
 from pixfit.registry import ImageFormat
 from pixfit.search import (
+    AMPLE_BYTES_PER_PIXEL,
+    FAST_TARGET_ENCODES,
     FAST_UNBUDGETED_MARGIN,
     HEADROOM,
     MIN_BOUNDED_PIXELS,
@@ -88,6 +90,19 @@ def test_without_a_budget_fast_mode_climbs_only_within_its_calibrated_window(
     aim = 75 + FAST_UNBUDGETED_MARGIN
     assert noisy.best.quality == start_quality(ImageFormat.AVIF, aim) + HEADROOM
     assert not noisy.target_met
+
+
+def test_an_ample_budget_is_searched_for_the_target_not_filled(photo: pyvips.Image) -> None:
+    jpeg = [Encoder(ImageFormat.JPEG)]
+    budget = round(WIDTH * HEIGHT * AMPLE_BYTES_PER_PIXEL * 10)
+    ample = choose(photo, jpeg, budget=budget, target=60)
+    assert ample.budget_met and ample.target_met
+    # The target costs far less than the budget: one encode near it and a secant on the
+    # score, never the budget's fill (a probe, 2-4 encodes toward 90% of it) and a trim back.
+    assert len(ample.best.data) < 0.9 * budget
+    assert ample.encodes <= 1 + FAST_TARGET_ENCODES
+    tight = choose(photo, jpeg, budget=len(ample.best.data) // 2, target=60)
+    assert tight.budget_met and len(tight.best.data) <= len(ample.best.data) // 2
 
 
 def test_exhaustive_scores_at_least_as_well_as_fast(photo: pyvips.Image) -> None:

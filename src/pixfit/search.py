@@ -320,8 +320,9 @@ def _target_first(
     """Where the budget is ample, try the target before the budget: one encode a little above
     the quality that reaches it on average, then a secant on the score toward the target.
 
-    False when that encode does not fit (it stays in `known` for the budget's secant).
-    Filling an ample budget first and trimming back cost 4-6 encodes a render.
+    False when that encode does not fit, or the climb meets the budget before the target
+    (the first encode stays in `known` for the budget's secant). Filling an ample budget
+    first and trimming back cost 4-6 encodes a render.
     """
     ceiling = _ceiling(encoder, quality_min, quality_max)
     start = start_quality(encoder.format, run.target) + TARGET_FIRST_LIFT
@@ -338,6 +339,9 @@ def _target_first(
         )  # fmt: skip
     elif found.score < run.target:  # climb, within the budget
         _toward_target(run, encoder, width, quality, quality, ceiling, seed=found)
+        best = run.best
+        # An encode over the budget ends the climb: the budget binds after all, so fit it.
+        return best is not None and best.score >= run.target and run.fits(len(best.data))
     return True
 
 
