@@ -19,7 +19,14 @@ from pathlib import Path
 import pytest
 import pyvips
 
-from pixfit.serve import MALLOC_TUNABLES, TUNABLES_ENV, malloc_tuned_environ
+from pixfit.serve import (
+    MALLOC_TUNABLES,
+    MULTIPROCESS_ENV,
+    OWNER,
+    OWNER_ENV,
+    TUNABLES_ENV,
+    serving_environ,
+)
 from tests.conftest import shown
 
 START_SECONDS = 20
@@ -182,23 +189,27 @@ def test_serve_binds_its_address_answers_images_and_problems_then_stops(server: 
     assert list(server.tmpdir.glob("pixfit-metrics-*")) == []
 
 
+FOLDER = {MULTIPROCESS_ENV: "/tmp/metrics", OWNER_ENV: OWNER}
+TUNED = {TUNABLES_ENV: MALLOC_TUNABLES}
+
+
 @pytest.mark.parametrize(
-    ("environ", "libc", "restart"),
+    ("environ", "libc", "added"),
     [
-        ({"PATH": "/bin"}, "glibc 2.36", True),
-        ({"PATH": "/bin", TUNABLES_ENV: ""}, "glibc 2.36", False),  # the operator's: kept
-        ({TUNABLES_ENV: "glibc.malloc.arena_max=4"}, "glibc 2.36", False),
-        ({"PATH": "/bin"}, "", False),  # musl and others: no tunables to set
+        ({"PATH": "/bin"}, "glibc 2.36", {**TUNED, **FOLDER}),
+        ({"PATH": "/bin", TUNABLES_ENV: ""}, "glibc 2.36", FOLDER),  # the operator's: kept
+        ({TUNABLES_ENV: "glibc.malloc.arena_max=4"}, "glibc 2.36", FOLDER),
+        ({"PATH": "/bin"}, "", FOLDER),  # musl and others: no tunables to set
+        ({MULTIPROCESS_ENV: "/srv/metrics"}, "glibc 2.36", TUNED),  # the operator's folder
+        ({"PATH": "/bin", **TUNED, **FOLDER}, "glibc 2.36", None),  # already restarted
+        ({MULTIPROCESS_ENV: "/srv/metrics"}, "", None),
     ],
 )
-def test_serve_restarts_once_with_the_malloc_tunables(
-    environ: dict[str, str], libc: str, restart: bool
+def test_serve_restarts_once_with_the_malloc_tunables_and_a_metrics_folder(
+    environ: dict[str, str], libc: str, added: dict[str, str] | None
 ) -> None:
-    tuned = malloc_tuned_environ(environ, libc)
-    if restart:
-        assert tuned == {**environ, TUNABLES_ENV: MALLOC_TUNABLES}
-    else:
-        assert tuned is None
+    wanted = serving_environ(environ, libc, lambda: "/tmp/metrics")
+    assert wanted == (None if added is None else {**environ, **added})
 
 
 def _tunables_of(pid: int) -> str | None:
@@ -227,6 +238,31 @@ def test_the_server_and_its_workers_run_under_the_malloc_tunables(tmp_path: Path
     (tmp_path / "own").mkdir()
     with started(tmp_path / "own", environ={TUNABLES_ENV: ""}) as server:
         assert _tunables_of(server.process.pid) == ""  # the operator's choice stands
+
+
+def _cache_lookups(server: Server) -> float:
+    status, _, body = server.get("/metrics")
+    assert status == 200
+    counts = [
+        float(line.split()[-1])
+        for line in body.decode().splitlines()
+        if line.startswith("pixfit_cache_total{")
+    ]
+    return sum(counts)
+
+
+def test_metrics_count_every_worker(tmp_path: Path) -> None:
+    # The metrics folder must be chosen before prometheus_client is first imported, which
+    # the `pixfit` command does before `serve` runs: without the restart, each worker
+    # counted alone and /metrics showed whichever worker answered.
+    with started(tmp_path, workers=2, cache_kind="memory") as server:
+        deadline = time.monotonic() + START_SECONDS
+        while len(_workers_of(server.process.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for _ in range(40):  # new connections, spread over both workers by the kernel
+            assert server.get("/images/photo.jpg?w=200")[0] == 200
+        for _ in range(10):  # every answer, from either worker, counts all 40 lookups
+            assert _cache_lookups(server) == 40
 
 
 def test_a_worker_is_recycled_after_its_renders_and_never_for_hits(tmp_path: Path) -> None:

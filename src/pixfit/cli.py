@@ -26,7 +26,7 @@ from pixfit.registry import (
     listed,
 )
 from pixfit.rendering import Animation, Rendered, configure, render
-from pixfit.serve import restart_with_malloc_tunables, run_server
+from pixfit.serve import restart_for_serving, run_server
 from pixfit.service import SourceKind, source_tag
 from pixfit.signing import sign_url
 
@@ -229,7 +229,6 @@ def _batch(args: argparse.Namespace, config: Config) -> int:
 
 
 def _serve(args: argparse.Namespace, config: Config) -> int:
-    restart_with_malloc_tunables()  # once, before anything is set up twice
     # Flags beat the environment, which beats the file: apply them last.
     server = {key: getattr(args, key) for key in ("host", "port", "workers") if getattr(args, key)}
     overrides: dict[str, object] = {"server": server}
@@ -239,6 +238,7 @@ def _serve(args: argparse.Namespace, config: Config) -> int:
     # Here rather than on every request: a server over a missing folder only answers 404s.
     if config.source.kind == SourceStore.LOCAL and not config.source.root.is_dir():
         raise ConfigError(f"source.root must be a folder, got {os.fspath(config.source.root)!r}")
+    restart_for_serving()  # once, after the checks: a failed start leaves no folder behind
     run_server(config)
     return 0
 

@@ -24,9 +24,9 @@ __all__ = [
     "MALLOC_TUNABLES",
     "PixfitServer",
     "gunicorn_settings",
-    "malloc_tuned_environ",
-    "restart_with_malloc_tunables",
+    "restart_for_serving",
     "run_server",
+    "serving_environ",
 ]
 
 # Threads per worker beyond the render slots and the render queue (see gunicorn_settings).
@@ -37,7 +37,7 @@ WORKER_CONNECTIONS = 5000
 # prometheus_client's switch to metrics shared by all workers through files in a folder.
 MULTIPROCESS_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # glibc's malloc for a render server; glibc reads these only when a process starts, so
-# `pixfit serve` restarts itself once with them (see restart_with_malloc_tunables).
+# `pixfit serve` restarts itself once with them (see restart_for_serving).
 # - A fixed mmap threshold: large buffers (a progressive JPEG's coefficients, 88 MB for a
 #   5120x2880 photo at 4:4:4) are mapped for each render and given back after it. glibc's
 #   sliding threshold moved them into the heap after the first, where each worker kept
@@ -50,6 +50,10 @@ MALLOC_TUNABLES = (
     "glibc.malloc.hugetlb=1:glibc.malloc.mmap_threshold=4194304:glibc.malloc.arena_max=2"
 )
 TUNABLES_ENV = "GLIBC_TUNABLES"
+# Set beside PROMETHEUS_MULTIPROC_DIR when `pixfit serve` made that folder itself (and so
+# removes it at exit); not PIXFIT_*, which the configuration would read as a setting.
+OWNER_ENV = "PROMETHEUS_MULTIPROC_DIR_OWNER"
+OWNER = "pixfit serve"
 
 
 class PixfitServer(BaseApplication):  # type: ignore[misc]
@@ -167,19 +171,28 @@ def _count_renders(worker: Any, _request: Any, environ: dict[str, Any], _respons
         worker.alive = False
 
 
-def malloc_tuned_environ(environ: Mapping[str, str], libc: str) -> dict[str, str] | None:
-    """The environment to restart `pixfit serve` in with MALLOC_TUNABLES; None: go on as is.
+def serving_environ(
+    environ: Mapping[str, str], libc: str, new_folder: Callable[[], str]
+) -> dict[str, str] | None:
+    """The environment `pixfit serve` restarts itself in, once; None: go on as is.
 
-    None on a C library other than glibc, and when GLIBC_TUNABLES is already set: by the
-    restart itself, or by an operator, whose own setting (even an empty one) wins.
+    - MALLOC_TUNABLES, on glibc, unless GLIBC_TUNABLES is set: by the restart itself, or
+      by an operator, whose own setting (even an empty one) wins.
+    - A fresh metrics folder (`new_folder()`) unless PROMETHEUS_MULTIPROC_DIR is set:
+      prometheus_client picks its storage when first imported, which the `pixfit` command
+      has already done (its `purge` imports the service), so setting the variable later
+      left every worker counting alone. OWNER_ENV marks the folder as the server's own.
     """
-    if not libc.startswith("glibc") or TUNABLES_ENV in environ:
-        return None
-    return {**environ, TUNABLES_ENV: MALLOC_TUNABLES}
+    wanted = dict(environ)
+    if libc.startswith("glibc") and TUNABLES_ENV not in environ:
+        wanted[TUNABLES_ENV] = MALLOC_TUNABLES
+    if not environ.get(MULTIPROCESS_ENV):
+        wanted |= {MULTIPROCESS_ENV: new_folder(), OWNER_ENV: OWNER}
+    return wanted if wanted != environ else None
 
 
-def restart_with_malloc_tunables() -> None:
-    """Replace this process with itself under MALLOC_TUNABLES, unless it already runs so.
+def restart_for_serving() -> None:
+    """Replace this process with itself under `serving_environ`, unless it already runs so.
 
     For the `pixfit serve` command, whose process is pixfit's own; not for `run_server`,
     which a host program may call from a process it owns.
@@ -188,22 +201,29 @@ def restart_with_malloc_tunables() -> None:
         libc = os.confstr("CS_GNU_LIBC_VERSION") or ""
     except (ValueError, OSError):  # not glibc
         libc = ""
-    environ = malloc_tuned_environ(os.environ, libc)
+    environ = serving_environ(os.environ, libc, _new_metrics_folder)
     if environ is not None:
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], environ)
 
 
+def _new_metrics_folder() -> str:
+    return tempfile.mkdtemp(prefix="pixfit-metrics-")
+
+
 def run_server(config: Config) -> None:
     """Run gunicorn in the foreground until it is stopped."""
-    if os.environ.get(MULTIPROCESS_ENV):
-        PixfitServer(config).run()
+    folder = os.environ.get(MULTIPROCESS_ENV)
+    if folder and os.environ.get(OWNER_ENV) != OWNER:
+        PixfitServer(config).run()  # the operator's folder, left as it is
         return
     # Workers share metrics through files in a fresh folder per server run. It is removed
     # by the master's on_exit hook, not by a `with` block here: forked workers inherit
     # this frame and would run the block's clean-up when they exit (recycling, SIGTERM).
-    folder = tempfile.mkdtemp(prefix="pixfit-metrics-")
-    os.environ[MULTIPROCESS_ENV] = folder
-    PixfitServer(config, on_exit=lambda _arbiter: shutil.rmtree(folder, ignore_errors=True)).run()
+    if not folder:
+        folder = _new_metrics_folder()
+        os.environ[MULTIPROCESS_ENV] = folder
+    owned = folder
+    PixfitServer(config, on_exit=lambda _arbiter: shutil.rmtree(owned, ignore_errors=True)).run()
 
 
 def _forget_worker(_server: Any, worker: Any) -> None:
