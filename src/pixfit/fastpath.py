@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import replace
+from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 from urllib.parse import parse_qsl
 
 from werkzeug.http import remove_entity_headers
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "FastPath",
+    "Reply",
     "record_access",
 ]
 
@@ -38,6 +39,17 @@ access_log = logging.getLogger(ACCESS_LOGGER)
 
 # How many bytes wsgi.file_wrapper reads at a time where it cannot use sendfile.
 _FILE_BLOCK = 64 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A hit or a 304 as it goes out: the body is `file` when that is set, else `body`."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes  # b"" for a HEAD or a 304
+    # A disk-cache hit's file, positioned at the image bytes; the sender closes it.
+    file: BinaryIO | None = None
 
 
 class FastPath:
@@ -52,16 +64,35 @@ class FastPath:
         self.x_sendfile = x_sendfile
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        request = self._image_request(environ)
-        answer = None
-        if request is not None:
-            try:
-                answer = self.service.cached(request)
-            except PixfitError:
-                answer = None  # the app's own handlers word the problem
-        if answer is None:
+        reply = self.reply(environ)
+        if reply is None:
             return self.app(environ, start_response)
-        return self._send(environ, start_response, answer)
+        status = HTTPStatus(reply.status)
+        start_response(f"{status.value} {status.phrase}", reply.headers)
+        if reply.file is not None:
+            wrapper = environ.get("wsgi.file_wrapper")
+            if wrapper is not None:
+                return wrapper(reply.file, _FILE_BLOCK)  # type: ignore[no-any-return]
+            with reply.file:
+                return [reply.file.read()]
+        return [reply.body] if reply.body else []
+
+    def reply(self, environ: WSGIEnvironment) -> Reply | None:
+        """The hit or 304 for this request, logged and counted; None where the app must answer.
+
+        Needs only the CGI keys of `environ` (method, path, query, headers, peer), so the
+        worker's event loop can ask it too (inloop.py).
+        """
+        request = self._image_request(environ)
+        if request is None:
+            return None
+        try:
+            answer = self.service.cached(request)
+        except PixfitError:
+            return None  # the app's own handlers word the problem
+        if answer is None:
+            return None
+        return self._reply(environ, answer)
 
     def _image_request(self, environ: WSGIEnvironment) -> ImageRequest | None:
         """The request as the Flask view would build it, or None where Flask must decide."""
@@ -101,9 +132,7 @@ class FastPath:
             rtt_ms=self.service.rtt_ms(environ),
         )
 
-    def _send(
-        self, environ: WSGIEnvironment, start_response: StartResponse, answer: ImageResponse
-    ) -> Iterable[bytes]:
+    def _reply(self, environ: WSGIEnvironment, answer: ImageResponse) -> Reply:
         headers = list(answer.headers)
         sendfile = self.x_sendfile and answer.file is not None
         if answer.status == 304:
@@ -112,33 +141,24 @@ class FastPath:
             headers.append(("Content-Type", answer.media_type))
             if not sendfile:  # mod_xsendfile sets the length of the file it sends
                 headers.append(("Content-Length", str(answer.length)))
-        if sendfile and answer.file is not None:
-            headers.append(("X-Sendfile", str(answer.file.name)))
-            answer.file.close()
-            answer = replace(answer, file=None)
-        status = HTTPStatus(answer.status)
-        start_response(f"{status.value} {status.phrase}", headers)
+        method = environ["REQUEST_METHOD"]
         record_access(
             environ.get("REMOTE_ADDR"),
-            environ["REQUEST_METHOD"],
+            method,
             _target(environ),
             answer.status,
             answer.length if answer.status != 304 else 0,
             answer.network,
             0.0,
         )
-        if answer.file is not None:
-            if environ["REQUEST_METHOD"] == "HEAD":
-                answer.file.close()
-                return []
-            wrapper = environ.get("wsgi.file_wrapper")
-            if wrapper is not None:
-                return wrapper(answer.file, _FILE_BLOCK)  # type: ignore[no-any-return]
-            with answer.file:
-                return [answer.file.read()]
-        if environ["REQUEST_METHOD"] == "HEAD" or answer.status == 304:
-            return []
-        return [answer.body]
+        file = answer.file
+        if file is not None and (sendfile or method == "HEAD"):
+            if sendfile:
+                headers.append(("X-Sendfile", str(file.name)))
+            file.close()
+            file = None
+        sends_body = method != "HEAD" and answer.status != 304
+        return Reply(answer.status, headers, answer.body if sends_body else b"", file)
 
 
 def record_access(

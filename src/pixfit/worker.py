@@ -40,6 +40,7 @@ from typing import Any
 from gunicorn.workers.gthread import TConn, ThreadWorker
 
 from pixfit import metrics
+from pixfit.inloop import LoopAnswers
 
 __all__ = [
     "MAX_BODY_BYTES",
@@ -192,6 +193,12 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self.next_stall_check = 0.0
         self.outbox_bytes = 0
         self._outbox_lock = threading.Lock()
+        # Set once the app is loaded, for a pixfit app with a local cache.
+        self.loop_answers: LoopAnswers | None = None
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        self.loop_answers = LoopAnswers.for_app(self.wsgi)
 
     # -- receiving ---------------------------------------------------------------------
 
@@ -245,11 +252,47 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             metrics.SLOW_CLIENTS.labels("too_large").inc()
             self._refuse(conn, 413, "Request Too Large", "Expected a request head under 64 KiB")
             return
+        if self.loop_answers is not None and self._answer_in_loop(conn, bytes(data)):
+            return
         conn.sock.setblocking(True)
         conn.init()  # gunicorn's parser, fed with what was read
         conn.parser.unreader.unread(bytes(data))
         conn.data_ready = True
         self.enqueue_req(conn)
+
+    def _answer_in_loop(self, conn: TConn, data: bytes) -> bool:
+        """Send a cache hit or a 304 from the loop itself (inloop.py); False: not one."""
+        assert self.loop_answers is not None
+        may_keep_alive = (
+            self.alive
+            and bool(self.cfg.keepalive)
+            and len(self.keepalived_conns) < self.max_keepalived
+        )
+        try:
+            reply = self.loop_answers.reply(data, conn.client, conn.sock, may_keep_alive)
+        except Exception:  # a thread will meet it again, and answer it as a problem
+            self.log.exception("Error answering in the event loop")
+            return False
+        if reply is None:
+            return False
+        conn.init()  # gunicorn's parser, for a later request on this connection
+        outbox = _Outbox(conn.sock, self)
+        try:
+            outbox.sendall(reply.head + reply.body)
+            if reply.file is not None:
+                outbox.sendfile(reply.file)
+        except OSError:
+            self.nr_conns -= 1
+            conn.close()
+            return True
+        finally:
+            if reply.file is not None:
+                reply.file.close()
+        conn.pixfit_outbox = outbox
+        done: Future[Any] = Future()
+        done.set_result(reply.keep_alive)
+        self.finish_request(conn, done)
+        return True
 
     def _refuse(self, conn: TConn, status: int, reason: str, detail: str) -> None:
         """A last problem answer, sent only if the socket takes it at once, then close."""
