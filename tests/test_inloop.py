@@ -4,6 +4,7 @@ import contextlib
 import socket
 import threading
 from pathlib import Path
+from typing import BinaryIO
 from urllib.parse import quote
 
 import pytest
@@ -145,6 +146,29 @@ def test_only_apps_with_a_cache_that_never_waits_on_the_network_answer_in_the_lo
     assert LoopAnswers.for_app(Flask("not pixfit")) is None
 
 
+@pytest.mark.parametrize("kind", ["memory", "disk"])
+def test_hits_over_one_kept_alive_connection_of_a_real_server(tmp_path: Path, kind: str) -> None:
+    settings = {"cache_kind": kind, "cache_path": str(tmp_path / "cache")}
+    with started(tmp_path, **settings) as server:
+        status, _, first = server.get(TARGET)  # the miss: a thread renders it
+        assert status == 200
+        with (
+            socket.create_connection((HOST, server.port), timeout=10) as conn,
+            conn.makefile("rb") as reader,
+        ):
+            hit = f"GET {TARGET} HTTP/1.1\r\nHost: x\r\n\r\n"
+            head = f"HEAD {TARGET} HTTP/1.1\r\nHost: x\r\n\r\n"
+            for sent in (hit, head, hit + hit):  # the last pair pipelined: a thread's
+                conn.sendall(sent.encode())
+                for _ in range(sent.count("HTTP/1.1")):
+                    status_line, headers, body = read_answer(reader, sent.startswith("HEAD"))
+                    assert status_line == "HTTP/1.1 200 OK"
+                    assert headers["server-timing"] == 'cache;desc="hit"'
+                    assert headers["connection"] == "keep-alive"
+                    assert int(headers["content-length"]) == len(first)
+                    assert body == (b"" if sent.startswith("HEAD") else first)
+
+
 def test_a_worker_whose_threads_all_wait_on_origins_still_answers_hits(tmp_path: Path) -> None:
     """Every thread of the one worker waits on a held origin; a hit and a 304 still come back,
     over one kept-alive connection, because the event loop answers them itself."""
@@ -166,12 +190,15 @@ def test_a_worker_whose_threads_all_wait_on_origins_still_answers_hits(tmp_path:
         for thread in held:
             thread.start()
         assert origin.all_arrived(threads, 30), server.output()
-        with socket.create_connection((HOST, server.port), timeout=10) as conn:
+        with (
+            socket.create_connection((HOST, server.port), timeout=10) as conn,
+            conn.makefile("rb") as reader,
+        ):
             etag = None
             for extra in ("", "If-None-Match: {etag}\r\n"):
                 request = f"GET {TARGET} HTTP/1.1\r\nHost: x\r\n{extra.format(etag=etag)}\r\n"
                 conn.sendall(request.encode())
-                status_line, headers, body = read_answer(conn)
+                status_line, headers, body = read_answer(reader)
                 etag = headers["etag"]
                 if extra:
                     assert status_line.startswith("HTTP/1.1 304") and body == b""
@@ -208,19 +235,15 @@ class CountingOrigin(GatedOrigin):
             return self.changed.wait_for(lambda: self.waiting >= count, timeout)
 
 
-def read_answer(conn: socket.socket) -> tuple[str, dict[str, str], bytes]:
-    """One answer off a kept-alive connection: status line, headers (lower case), body."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = conn.recv(65536)
-        assert chunk, "the server closed the connection"
-        data += chunk
-    head, body = data.split(b"\r\n\r\n", 1)
-    status_line, *lines = head.decode("latin-1").split("\r\n")
-    headers = {name.lower(): value for name, value in (line.split(": ", 1) for line in lines)}
-    length = int(headers.get("content-length", "0"))
-    while len(body) < length:
-        chunk = conn.recv(65536)
-        assert chunk, "the server closed the connection"
-        body += chunk
+def read_answer(reader: BinaryIO, to_head: bool = False) -> tuple[str, dict[str, str], bytes]:
+    """One answer off a kept-alive connection: status line, headers (lower case), body
+    (none after a HEAD)."""
+    status_line = reader.readline().decode("latin-1").rstrip("\r\n")
+    headers = {}
+    while line := reader.readline().decode("latin-1").rstrip("\r\n"):
+        name, value = line.split(": ", 1)
+        headers[name.lower()] = value
+    length = 0 if to_head else int(headers.get("content-length", "0"))
+    body = reader.read(length)
+    assert len(body) == length, "the server closed the connection"
     return status_line, headers, body

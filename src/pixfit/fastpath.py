@@ -50,6 +50,8 @@ class Reply:
     body: bytes  # b"" for a HEAD or a 304
     # A disk-cache hit's file, positioned at the image bytes; the sender closes it.
     file: BinaryIO | None = None
+    # Bytes of `file` to send (`body` tells its own length).
+    file_length: int = 0
 
 
 class FastPath:
@@ -158,7 +160,8 @@ class FastPath:
             file.close()
             file = None
         sends_body = method != "HEAD" and answer.status != 304
-        return Reply(answer.status, headers, answer.body if sends_body else b"", file)
+        body = answer.body if sends_body else b""
+        return Reply(answer.status, headers, body, file, answer.length if file else 0)
 
 
 def record_access(

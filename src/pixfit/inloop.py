@@ -47,6 +47,8 @@ class LoopReply:
     body: bytes
     # A disk-cache hit's file, positioned at the image bytes; the sender closes it.
     file: BinaryIO | None
+    # Bytes of `file` to send.
+    file_length: int
     keep_alive: bool
 
 
@@ -121,7 +123,8 @@ class LoopAnswers:
             if reply.file is not None:
                 reply.file.close()
             return None
-        return LoopReply((text + "\r\n\r\n").encode("latin-1"), reply.body, reply.file, keep_alive)
+        head_bytes = (text + "\r\n\r\n").encode("latin-1")
+        return LoopReply(head_bytes, reply.body, reply.file, reply.file_length, keep_alive)
 
     def _http_date(self) -> str:
         """The Date header's value, formatted once a second."""

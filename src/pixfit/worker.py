@@ -33,6 +33,7 @@ import socket
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import Future
 from functools import partial
 from typing import Any
@@ -106,6 +107,9 @@ class _Outbox:
     def __init__(self, sock: socket.socket, worker: BufferingThreadWorker) -> None:
         self._sock = sock
         self._worker = worker
+        # A thread's socket blocks, and is made non-blocking for each send; the event
+        # loop's already is.
+        self._blocking = sock.getblocking()
         self.pending: deque[memoryview] = deque()
         self.pending_bytes = 0
 
@@ -134,19 +138,17 @@ class _Outbox:
             count = os.fstat(file.fileno()).st_size - offset
         sent = 0
         if not self.pending:
-            self._sock.setblocking(False)
-            try:
-                while sent < count:
-                    done = os.sendfile(
-                        self._sock.fileno(), file.fileno(), offset + sent, count - sent
-                    )
-                    if not done:
-                        break
-                    sent += done
-            except BlockingIOError:
-                pass
-            finally:
-                self._sock.setblocking(True)
+            with self._nonblocking():
+                try:
+                    while sent < count:
+                        done = os.sendfile(
+                            self._sock.fileno(), file.fileno(), offset + sent, count - sent
+                        )
+                        if not done:
+                            break
+                        sent += done
+                except BlockingIOError:
+                    pass
         if sent < count:
             self.sendall(os.pread(file.fileno(), count - sent, offset + sent))
         return count
@@ -154,15 +156,24 @@ class _Outbox:
     def _send_now(self, view: memoryview) -> int:
         """Bytes of `view` the socket takes without waiting."""
         sent = 0
+        with self._nonblocking():
+            try:
+                while sent < len(view):
+                    sent += self._sock.send(view[sent:])
+            except BlockingIOError:
+                pass
+        return sent
+
+    @contextlib.contextmanager
+    def _nonblocking(self) -> Iterator[None]:
+        if not self._blocking:
+            yield
+            return
         self._sock.setblocking(False)
         try:
-            while sent < len(view):
-                sent += self._sock.send(view[sent:])
-        except BlockingIOError:
-            pass
+            yield
         finally:
             self._sock.setblocking(True)
-        return sent
 
     def send_some(self) -> int:
         """Send from the front of what is kept, on a non-blocking socket (main thread)."""
@@ -221,12 +232,15 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self._receive(conn, b"")
 
     def _receive(self, conn: TConn, already: bytes) -> None:
-        deadline = time.monotonic() + self.request_seconds
-        self.receiving[conn] = (bytearray(already), deadline)
-        self.deadlines.append((deadline, conn))
+        self._await_request(conn, already, self.request_seconds)
         self.poller.register(conn.sock, selectors.EVENT_READ, partial(self._on_readable, conn))
         if already:
             self._check_request(conn)
+
+    def _await_request(self, conn: TConn, already: bytes, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        self.receiving[conn] = (bytearray(already), deadline)
+        self.deadlines.append((deadline, conn))
 
     def _on_readable(self, conn: TConn, _client: socket.socket) -> None:
         try:
@@ -242,9 +256,11 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
         self._check_request(conn)
 
     def _check_request(self, conn: TConn) -> None:
-        data = self.receiving[conn][0]
-        complete = request_complete(bytes(data))
+        data = bytes(self.receiving[conn][0])
+        complete = request_complete(data)
         if complete is False:
+            return
+        if complete and self.loop_answers is not None and self._answer_in_loop(conn, data):
             return
         self.poller.unregister(conn.sock)
         del self.receiving[conn]
@@ -252,16 +268,20 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             metrics.SLOW_CLIENTS.labels("too_large").inc()
             self._refuse(conn, 413, "Request Too Large", "Expected a request head under 64 KiB")
             return
-        if self.loop_answers is not None and self._answer_in_loop(conn, bytes(data)):
-            return
         conn.sock.setblocking(True)
         conn.init()  # gunicorn's parser, fed with what was read
-        conn.parser.unreader.unread(bytes(data))
+        conn.parser.unreader.unread(data)
         conn.data_ready = True
         self.enqueue_req(conn)
 
     def _answer_in_loop(self, conn: TConn, data: bytes) -> bool:
-        """Send a cache hit or a 304 from the loop itself (inloop.py); False: not one."""
+        """Send a cache hit or a 304 from the loop itself (inloop.py); False: not one.
+
+        The connection is still registered for reading, and the request still counted in
+        `receiving`. An answer the socket takes at once on a kept-alive connection leaves it
+        so, waiting for the next request as long as gthread's keep-alive would: no thread,
+        no selector call.
+        """
         assert self.loop_answers is not None
         may_keep_alive = (
             self.alive
@@ -275,19 +295,23 @@ class BufferingThreadWorker(ThreadWorker):  # type: ignore[misc]
             return False
         if reply is None:
             return False
-        conn.init()  # gunicorn's parser, for a later request on this connection
         outbox = _Outbox(conn.sock, self)
         try:
             outbox.sendall(reply.head + reply.body)
             if reply.file is not None:
-                outbox.sendfile(reply.file)
+                outbox.sendfile(reply.file, reply.file.tell(), reply.file_length)
         except OSError:
-            self.nr_conns -= 1
-            conn.close()
+            self._drop(conn, self.receiving)
             return True
         finally:
             if reply.file is not None:
                 reply.file.close()
+        if reply.keep_alive and not outbox.pending:
+            self._await_request(conn, b"", self.cfg.keepalive)
+            return True
+        self.poller.unregister(conn.sock)
+        del self.receiving[conn]
+        conn.init()  # gunicorn's parser, which finish_request looks into
         conn.pixfit_outbox = outbox
         done: Future[Any] = Future()
         done.set_result(reply.keep_alive)
