@@ -9,6 +9,8 @@ from urllib.parse import quote
 
 import pytest
 from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from werkzeug.test import Client
 
 from pixfit.config import Config
@@ -129,6 +131,41 @@ def test_keep_alive_follows_the_client_and_the_worker(
 def test_anything_but_a_plain_hit_goes_to_a_thread(photo_path: Path, request_text: str) -> None:
     _, answers, _ = warmed(photo_path)
     assert ask(answers, request_text) is None
+
+
+@pytest.mark.parametrize(
+    "request_text",
+    [
+        "GET /images/ph%6Fto.jpg?w=120&q=70&format=jpeg HTTP/1.1\r\nHost: x\r\n\r\n",
+        f"GET {TARGET} HTTP/1.1\r\nhOsT: x\r\nACCEPT: image/webp\r\nAccept: */*\r\n\r\n",
+        f"GET {TARGET}#fragment HTTP/1.1\r\nHost: x\r\n\r\n",
+    ],
+)
+def test_odd_but_lawful_requests_get_the_same_hit(photo_path: Path, request_text: str) -> None:
+    _, answers, image = warmed(photo_path)
+    reply = ask(answers, request_text)
+    assert reply is not None and reply.body == image
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    start=st.sampled_from([f"GET {TARGET} HTTP/1.1\r\n", "HEAD / HTTP/1.0\r\n", ""]),
+    noise=st.binary(max_size=200),
+)
+def test_any_bytes_give_an_answer_or_a_thread_never_an_exception(
+    loop_answers: LoopAnswers, start: str, noise: bytes
+) -> None:
+    with socket.socket() as unconnected:
+        data = start.encode() + noise + b"\r\n\r\n"
+        reply = loop_answers.reply(data, ("127.0.0.1", 5), unconnected, True)
+    if reply is not None:
+        status, _ = parsed(reply)
+        assert status.startswith("HTTP/1.")
+
+
+@pytest.fixture(scope="module")
+def loop_answers(tmp_path_factory: pytest.TempPathFactory) -> LoopAnswers:
+    return warmed(noise_photo(tmp_path_factory.mktemp("loop") / "photo.jpg"))[1]
 
 
 def test_only_apps_with_a_cache_that_never_waits_on_the_network_answer_in_the_loop(
