@@ -180,6 +180,8 @@ def test_only_apps_with_a_cache_that_never_waits_on_the_network_answer_in_the_lo
     redis = {"kind": "redis", "url": "redis://127.0.0.1:1/0"}
     assert LoopAnswers.for_app(app(cache=redis)) is None
     assert LoopAnswers.for_app(app(cache={"kind": "memory"}, server={"x_sendfile": True})) is None
+    off = {"hits_in_loop": False}
+    assert LoopAnswers.for_app(app(cache={"kind": "memory"}, server=off)) is None
     assert LoopAnswers.for_app(Flask("not pixfit")) is None
 
 

@@ -97,6 +97,11 @@ class ServerConfig:
     # that Apache sends the file itself (needs `XSendFile On` and `XSendFilePath` naming
     # the cache folder). Off: the file goes out through wsgi.file_wrapper.
     x_sendfile: bool = False
+    # `pixfit serve` answers memory and disk hits and 304s in each worker's event loop,
+    # not in a thread (inloop.py). Turn it off when the source folder or the disk cache is
+    # on network storage whose stat may stall: in the loop that stalls every connection
+    # of the worker, in a thread only the request.
+    hits_in_loop: bool = True
     # Seconds a client has to send a whole request, headers and body, before `pixfit serve`
     # answers 408 and closes. Requests are read by each worker's event loop, never by a
     # render thread, so slow senders cost a socket each, not a thread.

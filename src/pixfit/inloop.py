@@ -66,10 +66,13 @@ class LoopAnswers:
         Without a cache there are still 304s to answer, from a stat of the source.
 
         A redis or S3 lookup would stall every connection of the worker, and an
-        `X-Sendfile` answer is for Apache, not for a client.
+        `X-Sendfile` answer is for Apache, not for a client. `server.hits_in_loop` turns
+        it off.
         """
         fastpath = getattr(app, "wsgi_app", None)
         if not isinstance(fastpath, FastPath) or fastpath.x_sendfile:
+            return None
+        if not fastpath.service.config.server.hits_in_loop:
             return None
         if not isinstance(fastpath.service.cache, MemoryCache | DiskCache | NoCache):
             return None
