@@ -18,8 +18,12 @@ front). This worker is that proxy, inside the worker process:
   socket at once is cut rather than let a thread wait: memory stays bounded, and the
   threads stay free for everyone else. Files (disk-cache hits) go out by sendfile as far
   as the socket takes them at once, and the rest through the same outbox.
+- A whole request that a local cache answers (a hit or a 304) never reaches a thread: the
+  main thread answers it itself (inloop.py), and a kept-alive connection then waits in
+  the same loop for its next request, up to gunicorn's `keepalive` seconds.
 
-Everything else (threads, keep-alive, recycling, the hooks) is gthread's own.
+Everything else (threads, keep-alive after a thread's answer, recycling, the hooks) is
+gthread's own.
 """
 
 from __future__ import annotations
